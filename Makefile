@@ -1,0 +1,30 @@
+# mmext: `make demo` runs the main job on the built-in demo dataset, `make test` runs the tests.
+# Both install everything they need into $(VENV) first (idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mmext-installed
+DEMO := work_dirs/demo
+DEMO_CFG := configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py
+DEMO_ITERS ?= 1200
+PYTEST_ARGS ?=
+
+.PHONY: install demo test clean-demo
+
+install: $(STAMP)
+
+$(STAMP): setup.py requirements/runtime.txt requirements/tests.txt requirements/constraints.txt tools/install_env.sh
+	bash tools/install_env.sh $(VENV)
+	touch $@
+
+test: install
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: install
+	$(PY) tools/make_demo_dataset.py --out $(DEMO)/data --seed 0
+	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO) --data-root $(DEMO)/data --max-iters $(DEMO_ITERS)
+	$(PY) tools/test.py $(DEMO_CFG) $(DEMO)/latest.pth --work-dir $(DEMO)/eval --data-root $(DEMO)/data --out $(DEMO)/eval/predictions.pkl
+	# demo-steps: later tools add their run on the demo outputs below this line
+	$(PY) tools/demo_summary.py $(DEMO)
+
+clean-demo:
+	rm -rf $(DEMO)

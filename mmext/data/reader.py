@@ -1,0 +1,52 @@
+"""One way in for annotations: a COCO json, a VOC folder or an mmdet config."""
+import os
+from typing import Optional, Sequence, Union
+
+from mmengine.config import Config
+
+from ..utils import MMExtError
+from ..utils.config import (dataset_ann_path, dataset_img_dir, load_config,
+                            metainfo_classes, train_dataset_cfg)
+from .box_table import BoxTable
+from .coco import load_coco
+from .voc import load_voc
+
+
+def load_boxes(source: str,
+               img_dir: Optional[str] = None,
+               class_names: Optional[Sequence[str]] = None) -> BoxTable:
+    """Read boxes from a COCO json file or a VOC annotation folder.
+
+    Args:
+        source: ``*.json`` (COCO) or a folder of VOC ``*.xml``.
+        img_dir: For VOC, the image folder (completes file names).
+        class_names: Restrict to and order by these class names.
+
+    Raises:
+        MMExtError: the source is missing or of an unknown kind.
+    """
+    if os.path.isdir(source):
+        return load_voc(source, img_dir=img_dir, class_names=class_names)
+    if not os.path.exists(source):
+        raise MMExtError(f'{source}: no such file or folder')
+    if source.endswith('.json'):
+        return load_coco(source, class_names=class_names)
+    raise MMExtError(f'{source}: expected a COCO .json file or a VOC folder')
+
+
+def load_boxes_from_config(config: Union[str, Config],
+                           dataset_cfg: Optional[dict] = None) -> BoxTable:
+    """Read the labeled train boxes of an mmdet config.
+
+    Args:
+        config: Config path or loaded Config.
+        dataset_cfg: A dataset dict of the config to read instead of the
+            labeled train dataset.
+    """
+    cfg = load_config(config)
+    ds = dataset_cfg if dataset_cfg is not None else train_dataset_cfg(cfg)
+    ann = dataset_ann_path(ds)
+    classes = metainfo_classes(ds)
+    if ds.get('type') in ('VOCDataset', 'XMLDataset') or os.path.isdir(ann):
+        return load_boxes(ann, img_dir=dataset_img_dir(ds), class_names=classes)
+    return load_boxes(ann, class_names=classes)

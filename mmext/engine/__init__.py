@@ -1,0 +1,8 @@
+"""Runner pieces: trusted resume on torch >= 2.6, launching from configs."""
+from .launch import build_runner, init_process_group_from_env, prepare_config
+from .runner import TRUSTED_PREFIX, TrustedResumeRunner, load_trusted_checkpoint
+
+__all__ = [
+    'TrustedResumeRunner', 'TRUSTED_PREFIX', 'load_trusted_checkpoint', 'build_runner',
+    'init_process_group_from_env', 'prepare_config'
+]

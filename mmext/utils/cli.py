@@ -1,0 +1,54 @@
+"""Shared plumbing for the thin CLIs in ``tools/``."""
+import json
+import sys
+from typing import Callable, List, Optional
+
+from .errors import MMExtError
+
+#: Exit code of a CLI whose input was bad (missing file, malformed JSON, ...).
+EXIT_BAD_INPUT = 2
+
+
+def run_cli(main: Callable[[Optional[List[str]]], int],
+            argv: Optional[List[str]] = None) -> None:
+    """Run ``main(argv)`` and turn bad input into one line and exit code 2.
+
+    Args:
+        main: The tool's main function; returns the process exit code.
+        argv: Arguments without the program name; ``None`` reads sys.argv.
+    """
+    prog = sys.argv[0].rsplit('/', 1)[-1]
+    try:
+        code = main(argv)
+    except MMExtError as exc:
+        print(f'{prog}: error: {exc}', file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except FileNotFoundError as exc:
+        name = exc.filename or str(exc)
+        print(f'{prog}: error: {name}: no such file', file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except json.JSONDecodeError as exc:
+        print(f'{prog}: error: malformed JSON: {exc}', file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f'{prog}: interrupted', file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+def load_json(path: str) -> object:
+    """Read a JSON file, raising MMExtError that names the file on any problem.
+
+    Args:
+        path: Path of the JSON file.
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise MMExtError(f'{path}: no such file') from None
+    except json.JSONDecodeError as exc:
+        raise MMExtError(f'{path}: malformed JSON ({exc.msg} at line '
+                         f'{exc.lineno} column {exc.colno})') from None
+    except UnicodeDecodeError:
+        raise MMExtError(f'{path}: not a UTF-8 text file') from None

@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint on a config's test set; write metrics and predictions.
+
+Example:
+    python tools/test.py configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
+        work_dirs/demo/iter_1200.pth --work-dir work_dirs/demo/eval \\
+        --data-root work_dirs/demo/data --out work_dirs/demo/eval/predictions.pkl
+Writes WORK_DIR/metrics.json (every metric, classwise AP included).
+"""
+import argparse
+import json
+import os
+from typing import List, Optional
+
+from mmengine.config import DictAction
+
+from mmext.engine import build_runner, prepare_config
+from mmext.utils import MMExtError, run_cli
+from mmext.utils.config import load_config
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='mmdet config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='output folder')
+    parser.add_argument('--data-root', help='dataset folder for every dataset of the config')
+    parser.add_argument('--out', help='dump predictions to this .pkl (mmdet format)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if not os.path.isfile(args.checkpoint):
+        raise MMExtError(f'{args.checkpoint}: no such checkpoint')
+    cfg = load_config(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    prepare_config(cfg, args.work_dir, args.data_root, launcher=args.launcher,
+                   load_from=args.checkpoint)
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise MMExtError(f'{args.out}: --out must be a .pkl file')
+        cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
+            cfg.test_evaluator, dict) else list(cfg.test_evaluator)
+        cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))
+    runner = build_runner(cfg)
+    metrics = runner.test()
+    path = os.path.join(cfg.work_dir, 'metrics.json')
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump({k: (v if isinstance(v, (int, float, str)) else str(v))
+                   for k, v in metrics.items()}, f, indent=2)
+    print(f'metrics: {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)

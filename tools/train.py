@@ -1,0 +1,50 @@
+#!/usr/bin/env python
+"""Train an mmdet config (mmdet's tools/train.py plus CPU multi-process).
+
+Examples:
+    python tools/train.py configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
+        --work-dir work_dirs/demo --data-root work_dirs/demo/data --max-iters 1200
+    torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher pytorch
+    python tools/train.py CONFIG --work-dir work_dirs/demo --resume   # latest checkpoint
+"""
+import argparse
+from typing import List, Optional
+
+from mmengine.config import DictAction
+
+from mmext.engine import build_runner, prepare_config
+from mmext.utils import run_cli
+from mmext.utils.config import load_config
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='mmdet config file')
+    parser.add_argument('--work-dir', help='output folder (default work_dirs/<config>)')
+    parser.add_argument('--data-root', help='dataset folder for every dataset of the config')
+    parser.add_argument('--max-iters', type=int, help='rescale the iteration schedule')
+    parser.add_argument('--resume', nargs='?', const='auto',
+                        help='resume from CHECKPOINT, or the latest in work_dir')
+    parser.add_argument('--load-from', help='initialise weights from a checkpoint')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, xxx=yyy')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    cfg = load_config(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    prepare_config(cfg, args.work_dir, args.data_root, args.max_iters,
+                   args.launcher, args.resume, args.load_from)
+    runner = build_runner(cfg)
+    runner.train()
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
