@@ -1,0 +1,72 @@
+r"""Class-balanced weights from the effective number of samples (Cui et al., 2019).
+
+A class with :math:`n_c` boxes has effective number
+:math:`E_c = (1 - \beta^{n_c}) / (1 - \beta)`; its weight is
+:math:`w_c \propto 1 / E_c = (1 - \beta) / (1 - \beta^{n_c})`, normalised so
+the foreground weights sum to the number of classes. ``beta=0`` gives equal
+weights, ``beta -> 1`` inverse frequency.
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.config import Config
+
+from ..data import load_boxes, load_boxes_from_config
+from ..utils import MMExtError
+
+
+def class_balanced_weights(counts: Sequence[int], beta: float = 0.999,
+                           background_weight: Optional[float] = None) -> List[float]:
+    """Per-class weights ``w_c ∝ (1 - beta) / (1 - beta ** n_c)``.
+
+    Args:
+        counts: Number of training boxes ``n_c`` per class (>= 1 each).
+        beta: Hyper-parameter in [0, 1). Defaults to 0.999.
+        background_weight: If given, appended as the last entry (the
+            background logit of a softmax R-CNN head); it is not part of the
+            normalisation.
+
+    Returns:
+        ``len(counts)`` weights summing to ``len(counts)``, plus the
+        background weight if given.
+
+    Raises:
+        MMExtError: beta outside [0, 1) or a class with no boxes.
+    """
+    if not 0.0 <= beta < 1.0:
+        raise MMExtError(f'class-balanced weights: beta={beta} must be in [0, 1)')
+    n = np.asarray(counts, dtype=np.float64)
+    if n.size == 0 or (n < 1).any():
+        raise MMExtError(f'class-balanced weights: every class needs >= 1 box, '
+                         f'got counts {list(counts)}')
+    raw = (1.0 - beta) / (1.0 - np.power(beta, n))
+    weights = (raw / raw.sum() * n.size).tolist()
+    if background_weight is not None:
+        weights.append(float(background_weight))
+    return weights
+
+
+def class_counts(source: Union[str, Config], img_dir: Optional[str] = None,
+                 class_names: Optional[Sequence[str]] = None,
+                 include_ignored: bool = False) -> Dict[str, int]:
+    """Boxes per class ``n_c`` of an annotation file, VOC folder or config.
+
+    Reads through :mod:`mmext.data` (COCO json, VOC folder, or the labeled
+    train dataset of an mmdet config); crowd/difficult boxes are left out
+    unless ``include_ignored``.
+
+    Args:
+        source: COCO ``.json``, VOC annotation folder, or mmdet config
+            (``.py`` path or Config).
+        img_dir: VOC image folder, if ``source`` is a VOC folder.
+        class_names: Restrict to and order by these classes.
+        include_ignored: Count crowd/difficult boxes too.
+
+    Returns:
+        Class name -> number of boxes, in the class order of the source.
+    """
+    if isinstance(source, Config) or str(source).endswith('.py'):
+        table = load_boxes_from_config(source)
+    else:
+        table = load_boxes(source, img_dir=img_dir, class_names=class_names)
+    return table.class_counts(include_ignored=include_ignored)
