@@ -1,0 +1,40 @@
+"""Ground truth for evaluation tools: a COCO json or a config's val set."""
+from typing import Optional
+
+from ..data import BoxTable, load_boxes, load_boxes_from_config
+from ..utils import MMExtError
+from ..utils.config import load_config, metainfo_classes, set_data_root
+
+
+def load_ground_truth(ann: Optional[str] = None,
+                      config: Optional[str] = None,
+                      data_root: Optional[str] = None,
+                      split: str = 'val') -> BoxTable:
+    """Read the boxes predictions are evaluated against.
+
+    Args:
+        ann: A COCO json (or VOC folder). With ``config`` too, the config
+            only gives the class order.
+        config: An mmdet config; without ``ann`` its ``<split>_dataloader``
+            dataset is read.
+        data_root: Replaces the config's data root (``--data-root``).
+        split: ``'val'`` or ``'test'``.
+
+    Raises:
+        MMExtError: neither source is given, or the config has no such set.
+    """
+    if ann is None and config is None:
+        raise MMExtError('give the ground truth: a COCO json or --config')
+    cfg = load_config(config) if config else None
+    if cfg is not None and data_root:
+        set_data_root(cfg, data_root)
+    if ann is not None:
+        classes = None
+        if cfg is not None:
+            loader = cfg.get(f'{split}_dataloader') or {}
+            classes = metainfo_classes(loader.get('dataset') or {})
+        return load_boxes(ann, class_names=classes)
+    loader = cfg.get(f'{split}_dataloader')
+    if not loader or 'dataset' not in loader:
+        raise MMExtError(f'{config}: no {split}_dataloader.dataset')
+    return load_boxes_from_config(cfg, dataset_cfg=loader['dataset'])

@@ -1,0 +1,188 @@
+"""Read detector predictions: mmdet's ``--out`` pickle or a COCO results json.
+
+Both become one :class:`Detections` table aligned with a ground-truth
+:class:`~mmext.data.BoxTable` (same image ids, same 0-based labels). Records
+that cannot be evaluated (unknown image or class, NaN or out-of-range score,
+degenerate box) are skipped and counted, never silently used.
+"""
+import os
+import pickle
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..data import BoxTable, SkippedRecord
+from ..data.coco_categories import load_coco_category_labels
+from ..utils import MMExtError, load_json
+
+_COLUMNS = ('image_id', 'label', 'score', 'x1', 'y1', 'x2', 'y2')
+
+
+@dataclass
+class Detections:
+    """Scored boxes, one row per detection, in absolute pixel xyxy.
+
+    Attributes:
+        image_id, label (0-based, as the ground truth's BoxTable), score
+        (0-1), x1, y1, x2, y2 (pixels): numpy arrays of equal length.
+        source: File the detections came from.
+        skipped: Records that were not used, with the reason for each.
+    """
+    image_id: np.ndarray
+    label: np.ndarray
+    score: np.ndarray
+    x1: np.ndarray
+    y1: np.ndarray
+    x2: np.ndarray
+    y2: np.ndarray
+    source: str = ''
+    skipped: List[SkippedRecord] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.score.shape[0])
+
+    def select(self, mask: np.ndarray) -> 'Detections':
+        """Detections where ``mask`` is True (skipped records kept)."""
+        cols = {k: getattr(self, k)[mask] for k in _COLUMNS}
+        return Detections(source=self.source, skipped=self.skipped, **cols)
+
+    def skip_counts(self) -> Dict[str, int]:
+        """Number of skipped records per reason."""
+        return dict(Counter(s.reason for s in self.skipped))
+
+
+def _empty_rows() -> Dict[str, list]:
+    return {k: [] for k in _COLUMNS}
+
+
+def _to_numpy(value) -> np.ndarray:
+    """A torch tensor or array-like as a numpy array."""
+    if hasattr(value, 'detach'):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _rows_from_mmdet_pickle(path: str, rows: Dict[str, list]) -> None:
+    """Fill ``rows`` from mmdet's DumpDetResults pickle (labels 0-based)."""
+    try:
+        with open(path, 'rb') as f:
+            results = pickle.load(f)
+    except FileNotFoundError:
+        raise MMExtError(f'{path}: no such file') from None
+    except Exception as exc:  # pickle raises many types on a bad file
+        raise MMExtError(f'{path}: not a readable pickle ({exc})') from None
+    if not isinstance(results, list):
+        raise MMExtError(f'{path}: expected a list of per-image results '
+                         "(mmdet tools/test.py --out), got "
+                         f'{type(results).__name__}')
+    for n, res in enumerate(results):
+        if not isinstance(res, dict) or 'pred_instances' not in res \
+                or 'img_id' not in res:
+            raise MMExtError(f"{path}: result {n} has no 'img_id' and "
+                             "'pred_instances' (not mmdet's --out format)")
+        pred = res['pred_instances']
+        boxes = _to_numpy(pred['bboxes']).reshape(-1, 4).astype(np.float64)
+        scores = _to_numpy(pred['scores']).reshape(-1).astype(np.float64)
+        labels = _to_numpy(pred['labels']).reshape(-1).astype(np.int64)
+        rows['image_id'].extend([res['img_id']] * len(scores))
+        rows['label'].extend(labels.tolist())
+        rows['score'].extend(scores.tolist())
+        for k, name in enumerate(('x1', 'y1', 'x2', 'y2')):
+            rows[name].extend(boxes[:, k].tolist())
+
+
+def _rows_from_coco_results(path: str, rows: Dict[str, list],
+                            cat_to_label: Dict[int, int]) -> None:
+    """Fill ``rows`` from a COCO results json (``bbox`` is xywh)."""
+    data = load_json(path)
+    if not isinstance(data, list):
+        raise MMExtError(f'{path}: expected a COCO results list '
+                         '[{image_id, category_id, bbox, score}, ...]')
+    for n, det in enumerate(data):
+        bbox = det.get('bbox') if isinstance(det, dict) else None
+        if not (isinstance(bbox, list) and len(bbox) == 4):
+            raise MMExtError(f'{path}: result {n} has no bbox [x, y, w, h]')
+        x, y, w, h = (float(v) for v in bbox)
+        rows['image_id'].append(det.get('image_id'))
+        # -1 marks a category the ground truth does not know.
+        rows['label'].append(cat_to_label.get(det.get('category_id'), -1))
+        rows['score'].append(float(det.get('score', np.nan)))
+        rows['x1'].append(x)
+        rows['y1'].append(y)
+        rows['x2'].append(x + w)
+        rows['y2'].append(y + h)
+
+
+def _validate(rows: Dict[str, list], gt: BoxTable,
+              source: str) -> Detections:
+    """Drop rows that cannot be evaluated against ``gt`` and count them."""
+    known = set(gt.image_ids.tolist())
+    n = len(rows['score'])
+    keep = np.ones(n, dtype=bool)
+    skipped: List[SkippedRecord] = []
+    num_classes = len(gt.class_names)
+    for i in range(n):
+        x1, y1, x2, y2 = (rows[k][i] for k in ('x1', 'y1', 'x2', 'y2'))
+        score, label = rows['score'][i], rows['label'][i]
+        if rows['image_id'][i] not in known:
+            reason = 'unknown image id'
+        elif not 0 <= label < num_classes:
+            reason = 'unknown category'
+        elif not np.isfinite(score):
+            reason = 'NaN or infinite score'
+        elif not 0.0 <= score <= 1.0:
+            reason = 'score outside [0, 1]'
+        elif not np.all(np.isfinite([x1, y1, x2, y2])):
+            reason = 'non-finite box coordinate'
+        elif x2 - x1 <= 0 or y2 - y1 <= 0:
+            reason = 'degenerate box (width or height <= 0)'
+        else:
+            continue
+        keep[i] = False
+        skipped.append(SkippedRecord(source, f'detection {i}', reason))
+    cols = {}
+    for k in _COLUMNS:
+        dtype = np.int64 if k in ('image_id', 'label') else np.float64
+        vals = [v for v, ok in zip(rows[k], keep) if ok]
+        cols[k] = np.asarray(vals, dtype=dtype).reshape(-1)
+    return Detections(source=source, skipped=skipped, **cols)
+
+
+def load_detections(path: str,
+                    gt: BoxTable,
+                    gt_json: Optional[str] = None) -> Detections:
+    """Read predictions and align them with the ground truth.
+
+    Args:
+        path: mmdet ``tools/test.py --out`` pickle (``.pkl``/``.pickle``: a
+            list of dicts with ``img_id`` and ``pred_instances`` holding
+            ``bboxes`` (xyxy pixels), ``scores``, ``labels`` (0-based, the
+            config's class order)) or a COCO results ``.json``.
+        gt: Ground truth; its image ids and class order are the reference.
+        gt_json: For a COCO results json, the ground-truth COCO json whose
+            ``category_id`` the results use (default: ``gt.source``).
+
+    Returns:
+        The usable detections; the rest is in ``skipped`` with reasons.
+
+    Raises:
+        MMExtError: the file is missing or not in either format.
+    """
+    if not os.path.isfile(path):
+        raise MMExtError(f'{path}: no such predictions file')
+    rows = _empty_rows()
+    if path.endswith(('.pkl', '.pickle')):
+        _rows_from_mmdet_pickle(path, rows)
+    elif path.endswith('.json'):
+        ref = gt_json or gt.source
+        if not ref or not ref.endswith('.json'):
+            raise MMExtError(f'{path}: a COCO results json needs the ground '
+                             'truth COCO json for its category ids')
+        cat_to_label = load_coco_category_labels(ref, gt.class_names)
+        _rows_from_coco_results(path, rows, cat_to_label)
+    else:
+        raise MMExtError(f'{path}: expected mmdet --out .pkl or a COCO '
+                         'results .json')
+    return _validate(rows, gt, path)

@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""Sweep the confidence threshold: TP/FP/FN, precision, recall, F1, detection rate.
+
+Matching is pycocotools' COCOeval (one GT per detection, crowd/ignore, the
+IoU threshold); AP/AP50 are COCOeval's own numbers on the same input.
+
+Example:
+    python tools/threshold_sweep.py work_dirs/demo/eval/predictions.pkl \\
+        --gt work_dirs/demo/data/annotations/val.json \\
+        --config configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
+        --compare 0.25 0.6 --out-dir work_dirs/demo/analysis/threshold_sweep
+Writes OUT_DIR/sweep.csv, sweep.json, lost_images.csv, pr_curves.png,
+f1_vs_threshold.png.
+"""
+import argparse
+import os
+from typing import List, Optional
+
+import numpy as np
+
+from mmext.analysis.ground_truth import load_ground_truth
+from mmext.analysis.predictions import load_detections
+from mmext.analysis.report import (format_table, skip_summary, write_csv,
+                                   write_json)
+from mmext.analysis.threshold_sweep import (default_thresholds, images_lost,
+                                            sweep_rows, sweep_summary,
+                                            sweep_thresholds)
+from mmext.utils import MMExtError, run_cli
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('predictions',
+                        help='mmdet tools/test.py --out .pkl or COCO results .json')
+    parser.add_argument('--gt', help='ground-truth COCO json')
+    parser.add_argument('--config', help='mmdet config: its val set is the '
+                        'ground truth (without --gt) and gives the class order')
+    parser.add_argument('--data-root', help="replaces the config's data root")
+    parser.add_argument('--iou-thr', type=float, default=0.5,
+                        help='IoU for a match, one of 0.50:0.05:0.95 (0.5)')
+    parser.add_argument('--step', type=float, default=0.05,
+                        help='threshold grid step (0.05)')
+    parser.add_argument('--compare', type=float, nargs=2,
+                        metavar=('LOW', 'HIGH'),
+                        help='list images detected at LOW but lost at HIGH')
+    parser.add_argument('--out-dir', help='folder for CSV, JSON and plots')
+    parser.add_argument('--no-plots', action='store_true')
+    return parser.parse_args(argv)
+
+
+def _grid(args: argparse.Namespace) -> np.ndarray:
+    if not 0 < args.step <= 1:
+        raise MMExtError(f'--step {args.step}: must be in (0, 1]')
+    grid = set(default_thresholds(args.step).tolist())
+    for t in args.compare or []:
+        if not 0 <= t <= 1:
+            raise MMExtError(f'--compare {t}: thresholds must be in [0, 1]')
+        grid.add(float(t))
+    return np.array(sorted(grid))
+
+
+def _print_report(result, lost, args, skipped) -> None:
+    print(f'IoU threshold {result.iou_thr:.2f}; COCO AP {result.map:.4f}, '
+          f'AP50 {result.map50:.4f} (pycocotools, 100 dets/image)')
+    if skipped:
+        print(skip_summary(skipped, 'detections'))
+    print('\nPer class (best-F1 threshold on the grid):')
+    print(format_table(sweep_summary(result), [
+        'class', 'num_gt', 'num_images', 'ap', 'ap50', 'best_f1_threshold',
+        'best_f1', 'precision_at_best', 'recall_at_best'
+    ], ['class', 'GT', 'images', 'AP', 'AP50', 'best thr', 'F1', 'P', 'R']))
+    print('\nAll classes by threshold:')
+    rows = [r for r in sweep_rows(result) if r['class'] == 'all']
+    print(format_table(rows, [
+        'threshold', 'tp', 'fp', 'fn', 'precision', 'recall', 'f1',
+        'detection_rate'
+    ], ['thr', 'TP', 'FP', 'FN', 'precision', 'recall', 'F1', 'det.rate']))
+    if args.compare:
+        low, high = sorted(args.compare)
+        print(f'\n{len(lost)} images have a correct detection at score >= '
+              f'{low} but none at >= {high}:')
+        if lost:
+            print(format_table(lost, [
+                'file_name', 'class', 'best_score', 'box_w', 'box_h',
+                'box_area_pct', 'ratio_w_over_h'
+            ], ['image', 'class', 'best score', 'box w', 'box h', 'area %',
+                'w/h']))
+
+
+def _write_outputs(result, lost, out_dir: str, plots: bool,
+                   skipped) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    write_csv(sweep_rows(result), os.path.join(out_dir, 'sweep.csv'))
+    write_csv(lost, os.path.join(out_dir, 'lost_images.csv'), [
+        'image_id', 'file_name', 'class', 'best_score', 'box_w', 'box_h',
+        'box_area_pct', 'ratio_w_over_h'
+    ])
+    write_json(
+        dict(iou_thr=result.iou_thr, map=result.map, map50=result.map50,
+             summary=sweep_summary(result), sweep=sweep_rows(result),
+             lost_images=lost, skipped_detections=skipped),
+        os.path.join(out_dir, 'sweep.json'))
+    if plots:
+        from mmext.viz.analysis_plots import (plot_f1_vs_threshold,
+                                              plot_pr_curves)
+        plot_pr_curves(result.curves, os.path.join(out_dir, 'pr_curves.png'))
+        plot_f1_vs_threshold(result.thresholds, result.curves,
+                             os.path.join(out_dir, 'f1_vs_threshold.png'))
+    print(f'\nwritten: {out_dir}/sweep.csv, sweep.json, lost_images.csv'
+          + (', pr_curves.png, f1_vs_threshold.png' if plots else ''))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    gt = load_ground_truth(args.gt, args.config, args.data_root)
+    dets = load_detections(args.predictions, gt, gt_json=args.gt)
+    try:
+        result = sweep_thresholds(gt, dets, _grid(args), iou_thr=args.iou_thr)
+    except ValueError as exc:
+        raise MMExtError(f'--iou-thr: {exc}') from None
+    lost = images_lost(result, gt, *args.compare) if args.compare else []
+    skipped = dets.skip_counts()
+    _print_report(result, lost, args, skipped)
+    if args.out_dir:
+        _write_outputs(result, lost, args.out_dir, not args.no_plots, skipped)
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
