@@ -1,0 +1,329 @@
+"""Collect what a training run wrote and render one self-contained HTML report.
+
+Sources, all inside the run's work_dir (every one optional):
+
+- ``<timestamp>/vis_data/scalars.json``: mmengine's scalar log (JSON lines,
+  one per logged step; validation lines have no ``loss``). Several
+  timestamps (a resumed run) are merged in time order.
+- ``<timestamp>/<timestamp>.log``: the text log; every ``WARNING`` line is
+  listed with its time and, when it names one, the iteration.
+- ``class_ap_history.json`` (ClassAPTrackerHook),
+  ``anchor_match_stats.jsonl`` (AnchorMatchStatsHook),
+  ``pseudo_label_stats.jsonl`` (PseudoLabelStatsHook).
+
+Malformed lines are skipped and counted, never fatal.
+"""
+import base64
+import glob
+import html
+import io
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from mmext.utils import MMExtError
+
+LOG_LINE = re.compile(r'^(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - \S+ - '
+                      r'(?P<level>[A-Z]+) - (?P<message>.*)$')
+ITER_IN_MESSAGE = re.compile(r'\biter(?:ation)?s?\s*[:=]?\s*(\d+)', re.I)
+ITER_IN_PROGRESS = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/')
+LOSS_KEY = re.compile(r'(^|_)loss')
+
+
+@dataclass
+class RunData:
+    """Everything read from one work_dir.
+
+    Attributes:
+        work_dir: The folder read.
+        scalars: Key -> list of (step, value), training and validation.
+        warnings: ``{'time', 'iter', 'message'}`` per WARNING log line.
+        class_ap: ClassAPTrackerHook history records.
+        watch_classes: Classes the tracker was told to watch.
+        anchor_stats: AnchorMatchStatsHook records.
+        pseudo_label_stats: PseudoLabelStatsHook records.
+        skipped: Source -> number of unreadable lines.
+    """
+
+    work_dir: str
+    scalars: Dict[str, List[Tuple[int, float]]] = field(default_factory=dict)
+    warnings: List[dict] = field(default_factory=list)
+    class_ap: List[dict] = field(default_factory=list)
+    watch_classes: List[str] = field(default_factory=list)
+    anchor_stats: List[dict] = field(default_factory=list)
+    pseudo_label_stats: List[dict] = field(default_factory=list)
+    skipped: Dict[str, int] = field(default_factory=dict)
+
+    def series(self, key: str) -> Tuple[List[int], List[float]]:
+        """(steps, values) of one scalar key."""
+        points = self.scalars.get(key, [])
+        return [p[0] for p in points], [p[1] for p in points]
+
+
+def read_jsonl(path: str, skipped: Dict[str, int]) -> List[dict]:
+    """JSON objects of a JSON-lines file; bad lines are counted, not fatal.
+
+    Args:
+        path: The file.
+        skipped: Counter dict, incremented under the file's base name.
+    """
+    records = []
+    with open(path, errors='replace') as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                name = os.path.basename(path)
+                skipped[name] = skipped.get(name, 0) + 1
+    return records
+
+
+def run_folders(work_dir: str) -> List[str]:
+    """The ``<timestamp>`` folders mmengine made in ``work_dir``, oldest first."""
+    found = glob.glob(os.path.join(work_dir, '*', 'vis_data'))
+    found += glob.glob(os.path.join(work_dir, '*', '*.log'))
+    return sorted({os.path.dirname(p) for p in found})
+
+
+def read_scalars(work_dir: str, skipped: Dict[str, int]
+                 ) -> Dict[str, List[Tuple[int, float]]]:
+    """Merge ``vis_data/scalars.json`` of all runs; a later run wins a step.
+
+    Args:
+        work_dir: The run's work_dir.
+        skipped: Counter for unreadable lines.
+
+    Returns:
+        Key -> sorted list of (step, value).
+    """
+    merged: Dict[str, Dict[int, float]] = {}
+    for folder in run_folders(work_dir):
+        path = os.path.join(folder, 'vis_data', 'scalars.json')
+        if not os.path.isfile(path):
+            continue
+        for record in read_jsonl(path, skipped):
+            step = record.get('step', record.get('iter'))
+            if not isinstance(step, (int, float)):
+                continue
+            for key, value in record.items():
+                if key in ('step', 'iter', 'epoch') or not isinstance(
+                        value, (int, float)):
+                    continue
+                merged.setdefault(key, {})[int(step)] = float(value)
+    return {k: sorted(v.items()) for k, v in merged.items()}
+
+
+def read_warnings(work_dir: str) -> List[dict]:
+    """Every WARNING line of the run's text logs, with time and iteration.
+
+    The iteration is the one the message names (``iter 1200``), else the
+    last ``Iter(train) [N/...]`` progress line before it, else None.
+    """
+    warnings = []
+    for folder in run_folders(work_dir):
+        for path in sorted(glob.glob(os.path.join(folder, '*.log'))):
+            last_iter = None
+            with open(path, errors='replace') as f:
+                for line in f:
+                    progress = ITER_IN_PROGRESS.search(line)
+                    if progress:
+                        last_iter = int(progress.group(1))
+                    match = LOG_LINE.match(line.rstrip('\n'))
+                    if not match or match['level'] not in ('WARNING',
+                                                           'ERROR'):
+                        continue
+                    named = ITER_IN_MESSAGE.search(match['message'])
+                    warnings.append(dict(
+                        time=match['time'], level=match['level'],
+                        iter=int(named.group(1)) if named else last_iter,
+                        message=match['message']))
+    return warnings
+
+
+def load_run(work_dir: str) -> RunData:
+    """Read every monitor output of ``work_dir``.
+
+    Raises:
+        MMExtError: ``work_dir`` is not a folder, or holds nothing to report.
+    """
+    if not os.path.isdir(work_dir):
+        raise MMExtError(f'{work_dir}: not a folder')
+    data = RunData(work_dir=work_dir)
+    data.scalars = read_scalars(work_dir, data.skipped)
+    data.warnings = read_warnings(work_dir)
+    ap_path = os.path.join(work_dir, 'class_ap_history.json')
+    if os.path.isfile(ap_path):
+        try:
+            with open(ap_path) as f:
+                content = json.load(f)
+            data.class_ap = [h for h in content.get('history', [])
+                             if isinstance(h, dict) and 'classes' in h]
+            data.watch_classes = list(content.get('watch_classes', []))
+        except (json.JSONDecodeError, AttributeError):
+            data.skipped['class_ap_history.json'] = 1
+    for name, attr in (('anchor_match_stats.jsonl', 'anchor_stats'),
+                       ('pseudo_label_stats.jsonl', 'pseudo_label_stats')):
+        path = os.path.join(work_dir, name)
+        if os.path.isfile(path):
+            setattr(data, attr, read_jsonl(path, data.skipped))
+    if not (data.scalars or data.warnings or data.class_ap
+            or data.anchor_stats or data.pseudo_label_stats):
+        raise MMExtError(f'{work_dir}: no mmengine run found (no '
+                         '<timestamp>/vis_data/scalars.json, log or monitor '
+                         'files)')
+    return data
+
+
+def loss_series(data: RunData) -> Dict[str, Tuple[List[int], List[float]]]:
+    """Training loss components (keys with ``loss``), by name."""
+    return {k: data.series(k) for k in data.scalars
+            if LOSS_KEY.search(k) and '/' not in k}
+
+
+def cv_series(data: RunData) -> Dict[str, Tuple[List[int], List[float]]]:
+    """LossStabilityHook's logged CVs, by loss name."""
+    prefix = 'stability/cv/'
+    return {k[len(prefix):]: data.series(k) for k in data.scalars
+            if k.startswith(prefix)}
+
+
+def stability_table(data: RunData, last_n: int = 10) -> List[dict]:
+    """Last logged CV per loss plus mean/std of its last ``last_n`` values."""
+    import numpy as np
+    rows = []
+    for name, (steps, values) in sorted(loss_series(data).items()):
+        tail = np.asarray(values[-last_n:], dtype=float)
+        cv_steps, cvs = cv_series(data).get(name, ([], []))
+        rows.append(dict(loss=name, last=float(tail[-1]) if tail.size else
+                         None, mean=float(tail.mean()) if tail.size else None,
+                         std=float(tail.std()) if tail.size else None,
+                         cv=cvs[-1] if cvs else None))
+    return rows
+
+
+def figure_to_base64_png(fig) -> str:
+    """A matplotlib figure as a base64 PNG string (the figure is closed)."""
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=80)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode('ascii')
+
+
+def render_html(data: RunData, band_window: int = 10,
+                cv_thr: float = 0.03) -> str:
+    """The report: one HTML string, plots embedded as base64 PNG.
+
+    Args:
+        data: What :func:`load_run` read.
+        band_window: Logged points per rolling band of the loss plot.
+        cv_thr: Target CV drawn on the CV plot (0.03 = 3%).
+    """
+    from mmext.viz import monitor_plots as plots
+    sections = [f'<h1>Run report: {html.escape(data.work_dir)}</h1>',
+                _summary(data)]
+    losses = loss_series(data)
+    if losses:
+        fig = plots.plot_losses_with_band(losses, band_window,
+                                          cv_series(data) or None, cv_thr)
+        sections.append(_section('Losses and stability', _img(fig) +
+                                 _table(stability_table(data))))
+    if data.class_ap:
+        fig = plots.plot_class_ap_progression(data.class_ap,
+                                              data.watch_classes)
+        rows = [dict(iter=h['iter'], model=h['model'], mAP=h['mAP'],
+                     **h['classes']) for h in data.class_ap]
+        sections.append(_section('Per-class AP progression',
+                                 _img(fig) + _table(rows)))
+    if data.pseudo_label_stats:
+        fig = plots.plot_pseudo_label_stats(data.pseudo_label_stats)
+        sections.append(_section('Pseudo-label statistics', _img(fig)))
+    if data.anchor_stats:
+        fig = plots.plot_anchor_stats(data.anchor_stats)
+        sections.append(_section('Anchor matching', _img(fig) +
+                                 _table(_anchor_rows(data.anchor_stats[-1]))))
+    sections.append(_section(f'Warnings ({len(data.warnings)})',
+                             _table(data.warnings) if data.warnings else
+                             '<p>No warnings were logged.</p>'))
+    style = ('body{font-family:sans-serif;margin:2em;max-width:1100px}'
+             'table{border-collapse:collapse;font-size:12px}'
+             'td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
+             'td.t{text-align:left}img{max-width:100%}')
+    return ('<!DOCTYPE html><html><head><meta charset="utf-8">'
+            f'<title>mmext run report</title><style>{style}</style></head>'
+            f'<body>{"".join(sections)}</body></html>')
+
+
+def _summary(data: RunData) -> str:
+    steps, _ = data.series('loss')
+    items = [f'training iterations logged: {steps[-1] if steps else 0}',
+             f'validations: {len({h["iter"] for h in data.class_ap})}',
+             f'warnings: {len(data.warnings)}']
+    if data.skipped:
+        items.append('unreadable lines skipped: ' + ', '.join(
+            f'{k}: {v}' for k, v in sorted(data.skipped.items())))
+    return '<ul>' + ''.join(f'<li>{html.escape(i)}</li>' for i in items) + \
+        '</ul>'
+
+
+def _anchor_rows(record: dict) -> List[dict]:
+    rows = []
+    for stage in ('rpn', 'rcnn'):
+        for name, row in (record.get(stage) or {}).items():
+            if isinstance(row, dict):
+                rows.append(dict(stage=stage, cls=name, **row))
+    return rows
+
+
+def _section(title: str, body: str) -> str:
+    return f'<h2>{html.escape(title)}</h2>{body}'
+
+
+def _img(fig) -> str:
+    return f'<img src="data:image/png;base64,{figure_to_base64_png(fig)}">'
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f'<td>{value:.4g}</td>'
+    if value is None:
+        return '<td>-</td>'
+    return f'<td class="t">{html.escape(str(value))}</td>'
+
+
+def _table(rows: List[dict]) -> str:
+    if not rows:
+        return ''
+    columns: List[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    head = ''.join(f'<th>{html.escape(c)}</th>' for c in columns)
+    body = ''.join('<tr>' + ''.join(_cell(r.get(c)) for c in columns) +
+                   '</tr>' for r in rows)
+    return f'<table><tr>{head}</tr>{body}</table>'
+
+
+def write_report(work_dir: str, out_path: Optional[str] = None) -> str:
+    """Read ``work_dir`` and write its HTML report.
+
+    Args:
+        work_dir: The run's work_dir.
+        out_path: Output file; default ``<work_dir>/report/report.html``.
+
+    Returns:
+        The path written.
+    """
+    data = load_run(work_dir)
+    out_path = out_path or os.path.join(work_dir, 'report', 'report.html')
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    with open(out_path, 'w') as f:
+        f.write(render_html(data))
+    return out_path

@@ -1,0 +1,177 @@
+"""Plots of a training run's monitors (matplotlib, Agg backend).
+
+Each function takes plain data (lists/dicts as the hooks write them) and
+returns a matplotlib Figure; the caller saves or embeds it.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+Series = Tuple[Sequence[float], Sequence[float]]
+
+
+def rolling_band(values: Sequence[float], window: int
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """Trailing rolling mean and std (population) over ``window`` points.
+
+    Args:
+        values: A series, one value per logged step.
+        window: Points per window (the first points use what exists).
+
+    Returns:
+        (mean, std) arrays of the length of ``values``.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    mean, std = np.empty_like(arr), np.empty_like(arr)
+    for i in range(len(arr)):
+        part = arr[max(0, i - window + 1):i + 1]
+        mean[i], std[i] = part.mean(), part.std()
+    return mean, std
+
+
+def plot_losses_with_band(losses: Dict[str, Series], window: int = 10,
+                          cv: Optional[Dict[str, Series]] = None,
+                          cv_thr: float = 0.03) -> Figure:
+    """Each loss with its rolling mean +- std band; optionally the CVs.
+
+    Args:
+        losses: Name -> (iterations, values).
+        window: Logged points per band window.
+        cv: Name -> (iterations, CV) as logged by LossStabilityHook.
+        cv_thr: Target CV, drawn as a line (0.03 = 3%).
+    """
+    rows = 2 if cv else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 4 * rows), squeeze=False)
+    ax = axes[0][0]
+    for name, (steps, values) in sorted(losses.items()):
+        mean, std = rolling_band(values, window)
+        line, = ax.plot(steps, values, lw=0.6, alpha=0.5)
+        ax.plot(steps, mean, color=line.get_color(), lw=1.5, label=name)
+        ax.fill_between(steps, mean - std, mean + std,
+                        color=line.get_color(), alpha=0.2)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('loss')
+    ax.set_title(f'losses: rolling mean +- std over {window} logged points')
+    ax.legend(fontsize=7, ncol=3)
+    if cv:
+        ax = axes[1][0]
+        for name, (steps, values) in sorted(cv.items()):
+            ax.plot(steps, np.asarray(values) * 100, label=name)
+        ax.axhline(cv_thr * 100, color='red', ls='--',
+                   label=f'target {cv_thr:.0%}')
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('CV (%)')
+        ax.set_title('coefficient of variation over the LossStabilityHook '
+                     'window')
+        ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_ap_progression(history: Sequence[dict],
+                              watch_classes: Sequence[str] = ()) -> Figure:
+    """Per-class AP (and mAP) against iteration, one panel per model.
+
+    Args:
+        history: Records ``{'iter', 'model', 'mAP', 'classes': {c: AP}}``.
+        watch_classes: Classes drawn with thick lines.
+    """
+    models = sorted({h['model'] for h in history}) or ['']
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4),
+                             squeeze=False)
+    for ax, model in zip(axes[0], models):
+        mine = [h for h in history if h['model'] == model]
+        classes: List[str] = []
+        for h in mine:
+            classes += [c for c in h['classes'] if c not in classes]
+        steps = [h['iter'] for h in mine]
+        for name in classes:
+            values = [_nan(h['classes'].get(name)) for h in mine]
+            ax.plot(steps, values, marker='o',
+                    lw=2.5 if name in watch_classes else 1, label=name)
+        ax.plot(steps, [_nan(h['mAP']) for h in mine], 'k--', marker='s',
+                label='mAP')
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('AP@[.5:.95]')
+        ax.set_title(f'per-class AP: {model or "model"}')
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_anchor_stats(records: Sequence[dict]) -> Figure:
+    """Positives per GT box and the share of GT boxes without any, per class.
+
+    Args:
+        records: AnchorMatchStatsHook JSON lines ``{'iter', stage: {class:
+            {'pos_per_gt', 'no_pos_share', 'num_gts'}}}``.
+    """
+    stages = [s for s in ('rpn', 'rcnn') if any(s in r for r in records)]
+    fig, axes = plt.subplots(2, max(len(stages), 1),
+                             figsize=(6 * max(len(stages), 1), 7),
+                             squeeze=False)
+    for col, stage in enumerate(stages):
+        classes: List[str] = []
+        for r in records:
+            classes += [c for c in r.get(stage, {}) if c not in classes]
+        steps = [r.get('iter') for r in records]
+        for row, field, label in ((0, 'pos_per_gt', 'positives per GT box'),
+                                  (1, 'no_pos_share',
+                                   'share of GT boxes with no positive')):
+            ax = axes[row][col]
+            for name in classes:
+                values = [_nan(r.get(stage, {}).get(name, {}).get(field))
+                          for r in records]
+                ax.plot(steps, values, marker='.', label=name,
+                        lw=2 if name == 'all' else 1)
+            ax.set_xlabel('iteration')
+            ax.set_ylabel(label)
+            ax.set_title(f'{stage.upper()}: {label}')
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pseudo_label_stats(records: Sequence[dict]) -> Figure:
+    """Kept ratio and count of pseudo-labels per class and stage.
+
+    Args:
+        records: PseudoLabelStatsHook JSON lines with ``iter`` and, where
+            present, ``kept_ratio`` / ``counts`` as {stage: {class: value}}.
+    """
+    fields = [f for f in ('kept_ratio', 'counts')
+              if any(isinstance(r.get(f), dict) for r in records)]
+    fig, axes = plt.subplots(1, max(len(fields), 1),
+                             figsize=(6 * max(len(fields), 1), 4),
+                             squeeze=False)
+    for ax, field in zip(axes[0], fields):
+        lines: Dict[str, Tuple[list, list]] = {}
+        for r in records:
+            for stage, per_class in (r.get(field) or {}).items():
+                if not isinstance(per_class, dict):
+                    continue
+                for name, value in per_class.items():
+                    xs, ys = lines.setdefault(f'{stage}/{name}', ([], []))
+                    xs.append(r.get('iter'))
+                    ys.append(_nan(value))
+        for name, (xs, ys) in sorted(lines.items()):
+            ax.plot(xs, ys, marker='.', label=name)
+        ax.set_xlabel('iteration')
+        ax.set_ylabel(field)
+        ax.set_title(f'pseudo labels: {field}')
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _nan(value) -> float:
+    """None (or anything non-numeric) -> NaN, so matplotlib leaves a gap."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float('nan')
