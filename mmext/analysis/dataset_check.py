@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import mmcv
 import numpy as np
+from mmdet.evaluation.functional import bbox_overlaps
 from mmengine.config import Config
 
 from ..data import BoxTable, load_boxes_from_config
@@ -164,12 +165,7 @@ def duplicate_box_pairs(table: BoxTable, iou_thr: float = 0.9) -> List[Tuple[int
     for s, e in zip(starts, ends):
         if e - s < 2:
             continue
-        b = boxes[s:e]
-        lt = np.maximum(b[:, None, :2], b[None, :, :2])
-        rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
-        inter = np.clip(rb - lt, 0, None).prod(-1)
-        area = (b[:, 2:] - b[:, :2]).prod(-1)
-        iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-12)
+        iou = bbox_overlaps(boxes[s:e], boxes[s:e])
         for i, j in zip(*np.nonzero(np.triu(iou >= iou_thr, k=1))):
             pairs.append((int(order[s + i]), int(order[s + j]), float(iou[i, j])))
     return pairs
