@@ -271,7 +271,9 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=10, norm_type=2))
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
+    # Iteration-based run: tag validation metrics with the iteration, not
+    # with epoch 0 (mmengine's default), so logs and plots can order them.
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 # A fast EMA (half-life ~70 iterations) so the teacher follows a short CPU run;

@@ -1,0 +1,37 @@
+"""The demo config trains under torchrun with 2 processes (gloo on CPU)."""
+import os
+import socket
+import subprocess
+import sys
+
+import torch
+
+from helpers import ROOT, tiny_semi_config
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_training(tiny_demo_root, tmp_path):
+    work_dir = str(tmp_path / 'ddp')
+    cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=3)
+    cfg.log_level = 'INFO'
+    cfg_path = str(tmp_path / 'cfg.py')
+    cfg.dump(cfg_path)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         f'--master_port={_free_port()}', 'tools/train.py', cfg_path,
+         '--launcher', 'pytorch', '--work-dir', work_dir],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    log = proc.stdout + proc.stderr
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log  # = world size
+    assert 'Epoch(train) [1]' not in log and 'Iter(train) [3/3]' in log
+    ckpt = torch.load(os.path.join(work_dir, 'iter_3.pth'), weights_only=False)
+    assert ckpt['meta']['iter'] == 3
+    # DDP saves the unwrapped model: keys without the 'module.' prefix
+    assert not any(k.startswith('module.') for k in ckpt['state_dict'])
