@@ -47,7 +47,8 @@ def box_errors(ref_boxes: np.ndarray, ref_labels: np.ndarray, boxes: np.ndarray,
 
     Each box is matched to the reference box of its class whose mapped centre
     is nearest (filtering transforms drop boxes, so indices do not survive).
-    Boxes touching the image border were clipped and are not measured.
+    Boxes inside the image that touch its border were clipped and are not
+    measured; boxes outside the image are.
 
     Args:
         ref_boxes: (M, 4) xyxy boxes before the transforms, pixels.
@@ -69,8 +70,11 @@ def box_errors(ref_boxes: np.ndarray, ref_labels: np.ndarray, boxes: np.ndarray,
     whole = keeps_axes(matrix)
     errors = []
     for box, label in zip(boxes, labels):
-        if (box[0] <= border_px or box[1] <= border_px or box[2] >= w - border_px
-                or box[3] >= h - border_px):
+        inside = (box[0] >= -border_px and box[1] >= -border_px
+                  and box[2] <= w + border_px and box[3] <= h + border_px)
+        touches = (box[0] <= border_px or box[1] <= border_px
+                   or box[2] >= w - border_px or box[3] >= h - border_px)
+        if inside and touches:  # clipped by the transform: centre moved
             continue
         same = np.flatnonzero(ref_labels == label)
         if len(same) == 0:

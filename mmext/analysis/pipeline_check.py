@@ -143,24 +143,26 @@ def _labels(results: dict, n: int) -> np.ndarray:
     return np.zeros(n, np.int64) if labels is None else np.asarray(labels).reshape(-1)
 
 
-def probe_boxes(img_hw: Tuple[int, int], grid: int = 3,
-                size_frac: float = 0.12) -> np.ndarray:
-    """A grid of square boxes inside the image, to follow through transforms.
+def probe_boxes(img_hw: Tuple[int, int], num: int = 9, size_frac: float = 0.1,
+                seed: int = 12345) -> np.ndarray:
+    """Boxes at fixed, irregular places inside the image, to follow.
+
+    The places have no symmetry, so a flip or rotation missing from the
+    recorded matrix cannot map the set onto itself.
 
     Args:
         img_hw: Image (height, width), pixels.
-        grid: Boxes per side.
+        num: Number of boxes.
         size_frac: Box side as a fraction of the shorter image side.
+        seed: Seed of the places (fractions of the image in [0.15, 0.85]).
     """
     h, w = img_hw
-    side = size_frac * min(h, w)
-    centres = [(w * (i + 1) / (grid + 1), h * (j + 1) / (grid + 1))
-               for j in range(grid) for i in range(grid)]
-    return np.array([[x - side / 2, y - side / 2, x + side / 2, y + side / 2]
-                     for x, y in centres], dtype=np.float32)
+    half = size_frac * min(h, w) / 2
+    centres = np.random.default_rng(seed).uniform(0.15, 0.85, (num, 2)) * [w, h]
+    return np.concatenate([centres - half, centres + half], axis=1).astype(np.float32)
 
 
-def _inject_boxes(results: dict) -> None:
+def _inject_boxes(results: dict, num_classes: int) -> None:
     """Give an unlabeled image boxes to follow: its hidden ones or probes."""
     inst = [i for i in results.get('instances') or [] if 'bbox' in i]
     if inst:
@@ -168,7 +170,7 @@ def _inject_boxes(results: dict) -> None:
         labels = np.array([i.get('bbox_label', 0) for i in inst], dtype=np.int64)
     else:
         boxes = probe_boxes(results['img'].shape[:2])
-        labels = np.zeros(len(boxes), dtype=np.int64)
+        labels = np.arange(len(boxes), dtype=np.int64) % max(1, num_classes)
     results['gt_bboxes'] = HorizontalBoxes(boxes)
     results['gt_bboxes_labels'] = labels
     results['gt_ignore_flags'] = np.zeros(len(boxes), dtype=bool)
@@ -245,7 +247,7 @@ class PipelineChecker:
             trace.img0_h = _homography(results)
         if tname in BOX_LOADING_TRANSFORMS:
             if tname == 'LoadEmptyAnnotations':
-                _inject_boxes(results)
+                _inject_boxes(results, self.num_classes)
             boxes = _boxes(results)
             trace.ref_boxes, trace.ref_h = boxes, _homography(results)
             trace.ref_labels = _labels(results, len(boxes))

@@ -1,0 +1,110 @@
+"""Pipeline checks run the real Soft Teacher pipelines and find planted faults."""
+import cv2
+import numpy as np
+import pytest
+from helpers import tiny_semi_config
+from mmdet.datasets.transforms import Rotate
+from mmdet.structures.bbox import HorizontalBoxes
+
+from mmext.analysis.homography_check import box_errors, image_agreement, image_mismatch
+from mmext.analysis.pipeline_check import check_pipelines
+
+from faults import insert_student, insert_sup
+
+SUP = 'train:train_labeled.json/sup'
+STUDENT = 'train:train_unlabeled.json/unsup_student'
+PAIR = 'train:train_unlabeled.json/teacher->student'
+
+
+def _run(cfg, n=4):
+    results, drawn = check_pipelines(cfg, num_samples=n, seed=0, num_drawn=1)
+    return {(r.scope, r.name): r for r in results}, drawn
+
+
+@pytest.fixture
+def cfg(tiny_demo_root, tmp_path):
+    return tiny_semi_config(tiny_demo_root, str(tmp_path / 'work'))
+
+
+def test_clean_semi_pipeline_passes_every_branch(cfg):
+    found, drawn = _run(cfg, n=6)
+    bad = [k for k, r in found.items() if r.status in ('warn', 'fail')]
+    assert not bad, [found[k].examples for k in bad]
+    scopes = {s for s, _ in found}
+    assert {SUP, STUDENT, 'train:train_unlabeled.json/unsup_teacher', PAIR} <= scopes
+    assert found[(PAIR, 'teacher/student boxes related by their homographies')].total == 6
+    # the drawn grid: loaded image + sup; loaded + teacher + student
+    assert [len(d.panels) for d in drawn] == [2, 3]
+
+
+def test_flip_without_homography_in_sup_fails(cfg):
+    insert_sup(cfg, dict(type='FlipWithoutHomography'))
+    found, _ = _run(cfg)
+    homog = found[(SUP, 'boxes follow the recorded homography')]
+    assert homog.status == 'fail' and homog.count == 4
+    assert 'FlipWithoutHomography' in homog.examples[0]
+    img = found[(SUP, 'image content follows the recorded homography')]
+    assert img.status == 'fail' and 'horizontal flip' in img.examples[0]
+
+
+def test_wrong_student_homography_breaks_teacher_student(cfg):
+    insert_student(cfg, dict(type='FlipWithoutHomography'))
+    found, _ = _run(cfg)
+    boxes = found[(PAIR, 'teacher/student boxes related by their homographies')]
+    assert boxes.status == 'fail' and boxes.count == 4
+    assert found[(PAIR, 'teacher/student images related by their homographies')].status == 'fail'
+    assert found[(SUP, 'boxes follow the recorded homography')].status == 'pass'
+
+
+def test_float_zero_one_image_fails_dtype_check(cfg):
+    insert_sup(cfg, dict(type='ToFloatZeroOne'))
+    found, _ = _run(cfg)
+    dtype = found[(SUP, 'image dtype/range matches the data preprocessor')]
+    assert dtype.status == 'fail' and dtype.count == 4
+    assert 'float32' in dtype.examples[0] and 'expects 0-255' in dtype.examples[0]
+    assert found[(STUDENT, 'image dtype/range matches the data preprocessor')].status == 'pass'
+
+
+def test_box_lost_outside_a_filter_fails(cfg):
+    insert_sup(cfg, dict(type='DropFirstBox'))
+    found, _ = _run(cfg)
+    count = found[(SUP, 'box count changed outside a filtering transform')]
+    assert count.status == 'fail' and count.count == 4
+    assert 'DropFirstBox' in count.examples[0]
+
+
+def test_boxes_pushed_out_of_the_image_fail(cfg):
+    insert_sup(cfg, dict(type='ShiftBoxesOut'))
+    found, _ = _run(cfg)
+    assert found[(SUP, 'boxes inside the output image')].count == 4
+    assert found[(SUP, 'boxes follow the recorded homography')].status == 'fail'
+
+
+def test_box_errors_follow_mmdet_rotate():
+    """mmdet's own Rotate moves boxes exactly as its recorded matrix says."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[60, 50, 80, 70], [70, 40, 90, 55]], np.float32)
+    results = dict(img=img, img_shape=img.shape[:2],
+                   gt_bboxes=HorizontalBoxes(boxes.copy()),
+                   gt_bboxes_labels=np.array([0, 1]),
+                   gt_ignore_flags=np.zeros(2, bool))
+    out = Rotate(prob=1.0, level=5, min_mag=20.0, max_mag=20.0)(results)
+    matrix = out['homography_matrix']
+    after = out['gt_bboxes'].tensor.numpy()
+    errs = box_errors(boxes, np.array([0, 1]), after, np.array([0, 1]), matrix, (120, 160))
+    assert len(errs) == 2 and errs.max() < 1e-3
+    wrong = box_errors(boxes, np.array([0, 1]), after, np.array([0, 1]), np.eye(3), (120, 160))
+    assert wrong.min() > 2.0
+
+
+def test_image_agreement_prefers_the_true_matrix():
+    rng = np.random.default_rng(1)
+    src = cv2.GaussianBlur(rng.integers(0, 255, (96, 128), dtype=np.uint8), (5, 5), 0)
+    matrix = np.array([[-1.5, 0, 192], [0, 1.5, 0], [0, 0, 1]])  # flip + 1.5x
+    dst = cv2.warpPerspective(src, matrix, (192, 144))
+    assert image_agreement(src, dst, matrix) > 0.7 > 0.3 > image_agreement(
+        src, dst, np.diag([1.5, 1.5, 1.0]))
+    assert image_mismatch(src, dst, matrix) == ''
+    no_flip = np.diag([1.5, 1.5, 1.0])
+    assert 'horizontal flip' in image_mismatch(src, dst, no_flip)
