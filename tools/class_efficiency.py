@@ -117,6 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               + ('  (the classes with the most data perform worst)'
                  if rho < 0 else ''))
     if args.out_dir:
+        os.makedirs(args.out_dir, exist_ok=True)
         out = os.path.join(args.out_dir, 'class_efficiency')
         with open(out + '.md', 'w', encoding='utf-8') as f:
             f.write(format_markdown(cells, COLUMNS, HEADERS) + '\n')
