@@ -22,19 +22,19 @@ from typing import Optional, Sequence
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from .base import FocalLossBase
 from .sigmoid_focal_loss import binary_targets, sigmoid_focal_loss
-from .utils import check_per_class, per_class_tensor
+from .utils import per_class_tensor
 
 #: Added to the negative gradient sum before dividing (reference value).
 RATIO_EPS = 1e-10
 
 
 @MODELS.register_module()
-class EqualizedFocalLoss(nn.Module):
+class EqualizedFocalLoss(FocalLossBase):
     """Equalized Focal Loss with gradient statistics kept as buffers.
 
     Args:
@@ -49,7 +49,6 @@ class EqualizedFocalLoss(nn.Module):
         reduction: 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight: Multiplier of the loss. Defaults to 1.0.
     """
-    #: Activation the loss trains; read by mmext's config check.
     activation = 'sigmoid'
 
     def __init__(self,
@@ -61,30 +60,19 @@ class EqualizedFocalLoss(nn.Module):
                  class_weight: Optional[Sequence[float]] = None,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if not use_sigmoid:
-            raise ValueError('EqualizedFocalLoss: use_sigmoid must be True')
+        super().__init__(use_sigmoid, alpha, class_weight, reduction, loss_weight)
         if num_classes < 1:
             raise ValueError(f'EqualizedFocalLoss: num_classes={num_classes} < 1')
         if gamma_b <= 0:
             raise ValueError(f'EqualizedFocalLoss: gamma_b={gamma_b} must be > 0')
         if scale_factor < 0:
             raise ValueError(f'EqualizedFocalLoss: scale_factor={scale_factor} < 0')
-        if reduction not in ('none', 'mean', 'sum'):
-            raise ValueError(f'EqualizedFocalLoss: unknown reduction {reduction!r}')
-        check_per_class('alpha', alpha, lower=0.0, upper=1.0)
-        check_per_class('class_weight', class_weight, lower=0.0)
         if class_weight is not None and len(class_weight) != num_classes:
             raise ValueError(f'EqualizedFocalLoss: class_weight has '
                              f'{len(class_weight)} entries, num_classes={num_classes}')
-        self.use_sigmoid = True
         self.num_classes = num_classes
         self.gamma_b = float(gamma_b)
         self.scale_factor = float(scale_factor)
-        self.alpha = alpha
-        self.class_weight = class_weight
-        self.reduction = reduction
-        self.loss_weight = loss_weight
         self.register_buffer('pos_grad', torch.zeros(num_classes, dtype=torch.float64))
         self.register_buffer('neg_grad', torch.zeros(num_classes, dtype=torch.float64))
         # g_j starts at 1 (gamma_j = gamma_b) until gradients are seen.
@@ -130,29 +118,16 @@ class EqualizedFocalLoss(nn.Module):
         state['_stats_group'] = None
         return state
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Loss of logits ``(N, C)`` against labels ``(N,)`` or ``(N, C)``.
+    def compute(self, pred: Tensor, target: Tensor, weight: Optional[Tensor],
+                reduction: str, avg_factor: Optional[float]) -> Tensor:
+        """EFL of logits ``(N, C)`` against labels ``(N,)`` or ``(N, C)``.
 
         In training mode with a graph, registers the backward hook that
         updates the gradient statistics.
-
-        Args:
-            pred: Logits.
-            target: Labels in ``[0, C]`` (C = background) or one-hot.
-            weight: Sample-wise or element-wise weight.
-            avg_factor: Normaliser for 'mean'.
-            reduction_override: 'none', 'mean' or 'sum' for this call.
         """
-        assert reduction_override in (None, 'none', 'mean', 'sum')
         if pred.size(1) != self.num_classes:
             raise ValueError(f'EqualizedFocalLoss: {pred.size(1)} logits per '
                              f'sample, num_classes={self.num_classes}')
-        reduction = reduction_override or self.reduction
         gamma = self.focusing_factors().to(pred.dtype).detach()
         weighting = gamma / self.gamma_b
         if self.class_weight is not None:
@@ -162,6 +137,6 @@ class EqualizedFocalLoss(nn.Module):
             self._ensure_stats_group()
             targets = binary_targets(pred, target).detach()
             pred.register_hook(lambda grad: self.accumulate_gradient(grad, targets))
-        return self.loss_weight * sigmoid_focal_loss(
+        return sigmoid_focal_loss(
             pred, target, weight, gamma=gamma, alpha=self.alpha,
             class_weight=weighting, reduction=reduction, avg_factor=avg_factor)

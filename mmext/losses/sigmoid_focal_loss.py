@@ -18,12 +18,12 @@ Dense heads read ``use_sigmoid`` from the *config* dict to size their output
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from .base import FocalLossBase
 from .utils import (MIN_ONE_MINUS_PT, check_per_class, match_weight_to_loss,
                     per_class_tensor)
 
@@ -84,7 +84,7 @@ def sigmoid_focal_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class SigmoidFocalLoss(nn.Module):
+class SigmoidFocalLoss(FocalLossBase):
     """Sigmoid focal loss with per-class alpha and gamma (RPN, dense heads).
 
     Args:
@@ -99,7 +99,6 @@ class SigmoidFocalLoss(nn.Module):
         activated: Accepted for mmdet FocalLoss compatibility; must be False
             (the input is logits). Defaults to False.
     """
-    #: Activation the loss trains; read by mmext's config check.
     activation = 'sigmoid'
 
     def __init__(self,
@@ -110,42 +109,16 @@ class SigmoidFocalLoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  activated: bool = False) -> None:
-        super().__init__()
-        if not use_sigmoid:
-            raise ValueError('SigmoidFocalLoss: use_sigmoid must be True; use '
-                             'mmext SoftmaxFocalLoss for softmax heads')
+        super().__init__(use_sigmoid, alpha, class_weight, reduction, loss_weight)
         if activated:
             raise ValueError('SigmoidFocalLoss: activated=True is not supported')
-        if reduction not in ('none', 'mean', 'sum'):
-            raise ValueError(f'SigmoidFocalLoss: unknown reduction {reduction!r}')
         check_per_class('gamma', gamma, lower=0.0)
-        check_per_class('alpha', alpha, lower=0.0, upper=1.0)
-        check_per_class('class_weight', class_weight, lower=0.0)
-        self.use_sigmoid = True
         self.gamma = gamma
-        self.alpha = alpha
-        self.class_weight = class_weight
-        self.reduction = reduction
-        self.loss_weight = loss_weight
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Loss of logits ``(N, C)`` against labels ``(N,)`` or ``(N, C)``.
-
-        Args:
-            pred: Logits.
-            target: Labels in ``[0, C]`` (C = background) or one-hot.
-            weight: Sample-wise or element-wise weight.
-            avg_factor: Normaliser for 'mean'.
-            reduction_override: 'none', 'mean' or 'sum' for this call.
-        """
-        assert reduction_override in (None, 'none', 'mean', 'sum')
-        reduction = reduction_override or self.reduction
-        return self.loss_weight * sigmoid_focal_loss(
+    def compute(self, pred: Tensor, target: Tensor, weight: Optional[Tensor],
+                reduction: str, avg_factor: Optional[float]) -> Tensor:
+        """Loss of logits ``(N, C)`` against labels ``(N,)`` or ``(N, C)``."""
+        return sigmoid_focal_loss(
             pred, target, weight, gamma=self.gamma, alpha=self.alpha,
             class_weight=self.class_weight, reduction=reduction,
             avg_factor=avg_factor)

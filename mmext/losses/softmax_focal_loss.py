@@ -23,12 +23,12 @@ loss is exactly cross-entropy.
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.models.losses.utils import weight_reduce_loss
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from .base import FocalLossBase
 from .utils import (MIN_ONE_MINUS_PT, check_per_class, match_weight_to_loss,
                     per_class_tensor)
 
@@ -104,7 +104,7 @@ def softmax_focal_loss(pred: Tensor,
 
 
 @MODELS.register_module()
-class SoftmaxFocalLoss(nn.Module):
+class SoftmaxFocalLoss(FocalLossBase):
     """Softmax focal loss for R-CNN bbox heads, a ``loss_cls`` for BBoxHead.
 
     It sets none of BBoxHead's ``custom_cls_channels`` / ``custom_activation``
@@ -124,7 +124,6 @@ class SoftmaxFocalLoss(nn.Module):
         loss_weight: Multiplier of the loss. Defaults to 1.0.
         ignore_index: Label ignored by the loss. Defaults to -100.
     """
-    #: Activation the loss trains; read by mmext's config check.
     activation = 'softmax'
 
     def __init__(self,
@@ -135,42 +134,15 @@ class SoftmaxFocalLoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0,
                  ignore_index: int = -100) -> None:
-        super().__init__()
-        if use_sigmoid:
-            raise ValueError('SoftmaxFocalLoss: use_sigmoid must be False; use '
-                             'mmext SigmoidFocalLoss for sigmoid heads')
-        if reduction not in ('none', 'mean', 'sum'):
-            raise ValueError(f'SoftmaxFocalLoss: unknown reduction {reduction!r}')
+        super().__init__(use_sigmoid, alpha, class_weight, reduction, loss_weight)
         check_per_class('gamma', gamma, lower=0.0)
-        check_per_class('alpha', alpha, lower=0.0, upper=1.0)
-        check_per_class('class_weight', class_weight, lower=0.0)
-        self.use_sigmoid = False
         self.gamma = gamma
-        self.alpha = alpha
-        self.class_weight = class_weight
-        self.reduction = reduction
-        self.loss_weight = loss_weight
         self.ignore_index = ignore_index
 
-    def forward(self,
-                pred: Tensor,
-                target: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None,
-                **kwargs) -> Tensor:
-        """Loss of logits ``(N, num_classes + 1)`` against labels ``(N,)``.
-
-        Args:
-            pred: Logits, background last.
-            target: Labels in ``[0, num_classes]``.
-            weight: Per-sample weight ``(N,)``.
-            avg_factor: Normaliser for 'mean'.
-            reduction_override: 'none', 'mean' or 'sum' for this call.
-        """
-        assert reduction_override in (None, 'none', 'mean', 'sum')
-        reduction = reduction_override or self.reduction
-        return self.loss_weight * softmax_focal_loss(
+    def compute(self, pred: Tensor, target: Tensor, weight: Optional[Tensor],
+                reduction: str, avg_factor: Optional[float]) -> Tensor:
+        """Loss of logits ``(N, num_classes + 1)`` against labels ``(N,)``."""
+        return softmax_focal_loss(
             pred, target, weight, gamma=self.gamma, alpha=self.alpha,
             class_weight=self.class_weight, reduction=reduction,
             avg_factor=avg_factor, ignore_index=self.ignore_index)
