@@ -18,7 +18,9 @@ unlabeled image must be related by ``H_student @ inv(H_teacher)``, the matrix
 Soft Teacher projects pseudo boxes with: unlabeled images get their hidden
 boxes (when the dataset has them) or a grid of probe boxes for this.
 """
+import contextlib
 import copy
+import io
 import os
 import random
 from collections import defaultdict
@@ -404,7 +406,9 @@ def build_config_datasets(cfg: Config) -> List[Tuple[str, object]]:
             # Soft Teacher's labeled and unlabeled parts may share a file.
             if any(s == scope for s, _ in built):
                 scope = f'{scope}#{len(built)}'
-            built.append((scope, DATASETS.build(copy.deepcopy(ds))))
+            # pycocotools prints its progress to stdout; keep the report clean.
+            with contextlib.redirect_stdout(io.StringIO()):
+                built.append((scope, DATASETS.build(copy.deepcopy(ds))))
     return built
 
 
