@@ -32,13 +32,23 @@ def format_table(rows: List[Dict], columns: Sequence[str],
     cells = [[fmt(r.get(c), digits) for c in columns] for r in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells])
               for i, h in enumerate(headers)]
-    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines.append('  '.join('-' * w for w in widths))
-    for row in cells:
+    for r, row in zip(rows, cells):
+        # numbers right-aligned, text left-aligned
         lines.append('  '.join(
-            c.rjust(w) if i else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths))))
+            c.rjust(w) if _is_number(r.get(col), c) else c.ljust(w)
+            for col, c, w in zip(columns, row, widths)).rstrip())
     return '\n'.join(lines)
+
+
+def _is_number(value, cell: str) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    # preformatted numbers such as '27.6%' or '0.02x'
+    return bool(cell) and cell.rstrip('%x').replace('.', '', 1).isdigit()
 
 
 def format_markdown(rows: List[Dict], columns: Sequence[str],

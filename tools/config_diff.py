@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Diff two configs (.py/.yaml/.json), group the changes, flag risky ones.
+
+Groups: optimizer/LR schedule, loss, anchors/assigner, augmentation,
+data/batch, semi-supervised thresholds, other. Risk rules: focal loss on or
+retuned; batch size without the linear-scaling LR change; weight decay up
+while LR down; loss weights rebalanced; several groups at once; pseudo
+thresholds changed with the loss.
+
+Example:
+    python tools/config_diff.py configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
+        configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo_focal-lower-thr.py \\
+        --out work_dirs/demo/analysis/config_diff.json --fail-on high
+    python tools/config_diff.py trial2_hyp.yaml trial3_hyp.yaml --json
+Exit code 1 when a rule at or above --fail-on fires.
+"""
+import argparse
+import json
+from typing import List, Optional
+
+from mmext.analysis.config_diff import GROUPS, SEVERITIES, diff_configs
+from mmext.analysis.report import format_table, write_json
+from mmext.utils import run_cli
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('a', help='baseline config')
+    parser.add_argument('b', help='changed config')
+    parser.add_argument('--json', action='store_true',
+                        help='print JSON instead of tables')
+    parser.add_argument('--out', help='also write the JSON to this file')
+    parser.add_argument('--fail-on', choices=SEVERITIES,
+                        help='exit 1 when a rule of this severity or higher '
+                        'fires')
+    return parser.parse_args(argv)
+
+
+def _value(v) -> str:
+    return '-' if v is None else json.dumps(v) if isinstance(
+        v, (list, dict)) else str(v)
+
+
+def _print_tables(diff) -> None:
+    rows = []
+    for group in GROUPS:
+        for c in diff.changes:
+            if c.group == group:
+                rows.append(dict(group=group, key=c.key,
+                                 a=_value(c.before), b=_value(c.after),
+                                 kind=c.kind))
+    print(f'{len(diff.changes)} keys differ between {diff.a} and {diff.b}')
+    if rows:
+        print(format_table(rows, ['group', 'key', 'a', 'b', 'kind'],
+                           ['group', 'key', 'A', 'B', 'kind']))
+    print()
+    if not diff.risks:
+        print('no risk rule fired')
+        return
+    print(format_table([dict(severity=r.severity, rule=r.rule,
+                             reason=r.reason) for r in diff.risks],
+                       ['severity', 'rule', 'reason']))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    diff = diff_configs(args.a, args.b)
+    if args.json:
+        print(json.dumps(diff.to_dict(), indent=2, default=str))
+    else:
+        _print_tables(diff)
+    if args.out:
+        write_json(json.loads(json.dumps(diff.to_dict(), default=str)),
+                   args.out)
+    return 1 if args.fail_on and diff.fires(args.fail_on) else 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
