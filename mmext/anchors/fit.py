@@ -114,7 +114,11 @@ def load_fit_inputs(config: Optional[str] = None, data_root: Optional[str] = Non
 
 
 def _warnings(table: BoxTable) -> Dict[str, int]:
-    out = dict(table.skip_counts())
+    """Count per reason: skipped records, repaired ones, excluded boxes."""
+    out: Dict[str, int] = {}
+    for rec in table.skipped:
+        key = f'{rec.reason} (repaired, kept)' if rec.kept else f'{rec.reason} (skipped)'
+        out[key] = out.get(key, 0) + 1
     n_ignored = int(table.ignore.sum())
     if n_ignored:
         out['crowd/difficult box (excluded like mmdet\'s assigner)'] = n_ignored
