@@ -10,10 +10,12 @@ Example:
         --beta 0.99 --background-weight 1.0 --json work_dirs/demo/class_counts/cb.json
 """
 import argparse
+from collections import Counter
 from typing import List, Optional
 
 from mmext.analysis.report import format_table, write_json
-from mmext.losses import class_balanced_weights, class_counts
+from mmext.losses import class_balanced_weights
+from mmext.losses.class_balanced import load_count_source
 from mmext.utils import run_cli
 
 
@@ -32,9 +34,17 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def summarise_skipped(skipped) -> List[str]:
+    """One line per reason: how many records were repaired or skipped."""
+    counts = Counter((s.kept, s.reason) for s in skipped)
+    return [f'{"repaired" if kept else "skipped"} {n} annotation records: {reason}'
+            for (kept, reason), n in sorted(counts.items())]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    counts = class_counts(args.source, img_dir=args.img_dir)
+    table = load_count_source(args.source, img_dir=args.img_dir)
+    counts = table.class_counts()
     weights = class_balanced_weights(list(counts.values()), args.beta,
                                      background_weight=args.background_weight)
     rows = [dict(cls=name, n_c=n, weight=w)
@@ -42,6 +52,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.background_weight is not None:
         rows.append(dict(cls='(background)', n_c=None, weight=weights[-1]))
     print(format_table(rows, ['cls', 'n_c', 'weight'], ['class', 'n_c', 'weight']))
+    for record in summarise_skipped(table.skipped):
+        print(record)
     print('class_weight=[' + ', '.join(f'{w:.3f}' for w in weights) + ']')
     if args.json:
         write_json(dict(source=args.source, beta=args.beta, classes=rows,

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 from mmengine.config import Config
 
-from ..data import load_boxes, load_boxes_from_config
+from ..data import BoxTable, load_boxes, load_boxes_from_config
 from ..utils import MMExtError
 
 
@@ -46,18 +46,31 @@ def class_balanced_weights(counts: Sequence[int], beta: float = 0.999,
     return weights
 
 
+def load_count_source(source: Union[str, Config], img_dir: Optional[str] = None,
+                      class_names: Optional[Sequence[str]] = None) -> BoxTable:
+    """Boxes of a COCO json, VOC folder or config's labeled train set.
+
+    Args:
+        source: COCO ``.json``, VOC annotation folder, or mmdet config
+            (``.py`` path or Config).
+        img_dir: VOC image folder, if ``source`` is a VOC folder.
+        class_names: Restrict to and order by these classes.
+    """
+    if isinstance(source, Config) or str(source).endswith('.py'):
+        return load_boxes_from_config(source)
+    return load_boxes(source, img_dir=img_dir, class_names=class_names)
+
+
 def class_counts(source: Union[str, Config], img_dir: Optional[str] = None,
                  class_names: Optional[Sequence[str]] = None,
                  include_ignored: bool = False) -> Dict[str, int]:
     """Boxes per class ``n_c`` of an annotation file, VOC folder or config.
 
-    Reads through :mod:`mmext.data` (COCO json, VOC folder, or the labeled
-    train dataset of an mmdet config); crowd/difficult boxes are left out
+    Reads through :mod:`mmext.data`; crowd/difficult boxes are left out
     unless ``include_ignored``.
 
     Args:
-        source: COCO ``.json``, VOC annotation folder, or mmdet config
-            (``.py`` path or Config).
+        source: See :func:`load_count_source`.
         img_dir: VOC image folder, if ``source`` is a VOC folder.
         class_names: Restrict to and order by these classes.
         include_ignored: Count crowd/difficult boxes too.
@@ -65,8 +78,5 @@ def class_counts(source: Union[str, Config], img_dir: Optional[str] = None,
     Returns:
         Class name -> number of boxes, in the class order of the source.
     """
-    if isinstance(source, Config) or str(source).endswith('.py'):
-        table = load_boxes_from_config(source)
-    else:
-        table = load_boxes(source, img_dir=img_dir, class_names=class_names)
+    table = load_count_source(source, img_dir, class_names)
     return table.class_counts(include_ignored=include_ignored)

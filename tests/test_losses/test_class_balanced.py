@@ -74,3 +74,19 @@ def test_class_counts_cli(tiny_demo_root, tmp_path, capsys):
         run_cli(tool.main, [str(tmp_path / 'missing.json')])
     assert exit_info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_counts_from_real_voc_folder_match_the_xml(neu_det_root):
+    """NEU-DET (VOC): n_c equals the non-difficult <object>s of the XML files."""
+    import collections
+    import glob
+    import xml.etree.ElementTree as ET
+    ann_dir = os.path.join(neu_det_root, 'ANNOTATIONS')
+    expected = collections.Counter()
+    for path in glob.glob(os.path.join(ann_dir, '*.xml')):
+        for obj in ET.parse(path).getroot().iter('object'):
+            difficult = obj.find('difficult')
+            if difficult is None or difficult.text.strip() != '1':
+                expected[obj.find('name').text.strip()] += 1
+    got = class_counts(ann_dir, img_dir=os.path.join(neu_det_root, 'IMAGES'))
+    assert got == dict(expected)
