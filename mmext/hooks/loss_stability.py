@@ -83,9 +83,10 @@ class LossStabilityHook(SafeHook):
     ``runner.train_loop.stop_training = True``) in the same
     ``after_train_iter``, which runs before ``CheckpointHook`` (priority
     ``ABOVE_NORMAL`` vs ``VERY_LOW``). If the weights are still finite a final
-    checkpoint is written through the CheckpointHook; if they are not, every
-    checkpoint write of this run is refused, so no poisoned file replaces the
-    last good one.
+    checkpoint is written through the CheckpointHook; if they are not, the
+    CheckpointHook is silenced and every other checkpoint write of this run
+    is refused, so no poisoned file replaces the last good one and
+    ``last_checkpoint`` keeps naming it (``--resume`` restarts from there).
 
     Args:
         window (int): Iterations per window. Defaults to 100.
@@ -245,6 +246,7 @@ class LossStabilityHook(SafeHook):
         self._stop(runner)
         if not finite:
             self.block_checkpoints = True
+            _silence_checkpoint_hooks(runner)
             self._warn(runner, 'training stopped; no checkpoint is written '
                        'from now on (the last one on disk is clean)')
             return
@@ -302,6 +304,24 @@ def _weights_finite(model: torch.nn.Module) -> bool:
         model = model.module
     with torch.no_grad():
         return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _silence_checkpoint_hooks(runner) -> None:
+    """Make every CheckpointHook of the runner a no-op from now on.
+
+    Blocking ``runner.save_checkpoint`` alone is not enough: CheckpointHook
+    deletes old checkpoints before saving (``max_keep_ckpts``) and writes the
+    ``last_checkpoint`` pointer after, which would then name a missing file.
+    """
+    for hook in runner.hooks:
+        if isinstance(hook, CheckpointHook):
+            for name in ('after_train_iter', 'after_train_epoch',
+                         'after_val_epoch', 'after_train'):
+                setattr(hook, name, _do_nothing)
+
+
+def _do_nothing(*args, **kwargs) -> None:
+    """Replaces a silenced hook method."""
 
 
 def _checkpoint_hook(runner) -> Optional[CheckpointHook]:
