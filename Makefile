@@ -24,6 +24,7 @@ demo: install
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO) --data-root $(DEMO)/data --max-iters $(DEMO_ITERS)
 	$(PY) tools/test.py $(DEMO_CFG) $(DEMO)/latest.pth --work-dir $(DEMO)/eval --data-root $(DEMO)/data --out $(DEMO)/eval/predictions.pkl
 	# demo-steps: later tools add their run on the demo outputs below this line
+	$(PY) tools/check_dataset.py $(DEMO_CFG) --data-root $(DEMO)/data --out-dir $(DEMO)/check_dataset --predictions $(DEMO)/eval/predictions.pkl
 	$(PY) tools/check_config.py $(DEMO_CFG) --json $(DEMO)/check_config/demo.json
 	$(PY) tools/check_config.py configs/focal/soft-teacher_faster-rcnn_tiny_demo_focal.py --json $(DEMO)/check_config/focal.json
 	$(PY) tools/class_counts.py $(DEMO)/data/annotations/train_labeled.json --beta 0.99 --background-weight 1.0 --json $(DEMO)/class_counts/class_balanced.json
