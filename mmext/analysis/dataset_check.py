@@ -193,8 +193,9 @@ def _box_checks(table: BoxTable, scope: str, labeled: bool,
         empty = [f for i, f in zip(table.image_ids.tolist(), table.file_names)
                  if i not in with_box]
         results.append(make_check(
-            'image without boxes', scope, empty, table.num_images, severity='warn',
-            detail=('filter_empty_gt=True drops these from training'
+            'image without trainable boxes', scope, empty, table.num_images, severity='warn',
+            detail=('no box, or only difficult/crowd ones; filter_empty_gt=True '
+                    'drops these from training'
                     if scope.startswith('train') else '')))
     return results
 

@@ -35,7 +35,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
-from ..utils.config import detector_cfg, iter_leaf_datasets
+from ..utils.config import detector_cfg, is_labeled, iter_leaf_datasets
 from .check_result import CheckResult, info_check, make_check
 from .dataset_check import config_sources
 from .homography_check import box_errors, image_mismatch, project_boxes
@@ -405,7 +405,7 @@ def build_config_datasets(cfg: Config) -> List[Tuple[str, object]]:
             scope = f'{split}:{name}'
             # Soft Teacher's labeled and unlabeled parts may share a file.
             if any(s == scope for s, _ in built):
-                scope = f'{scope}#{len(built)}'
+                scope += ' (unlabeled)' if not is_labeled(ds) else f' #{len(built)}'
             # pycocotools prints its progress to stdout; keep the report clean.
             with contextlib.redirect_stdout(io.StringIO()):
                 built.append((scope, DATASETS.build(copy.deepcopy(ds))))
@@ -454,7 +454,7 @@ def check_pipelines(cfg: Config, num_samples: int = 100, seed: int = 0,
     rng = np.random.default_rng(seed)
     for scope, dataset in datasets:
         n = len(dataset)
-        picks = np.sort(rng.choice(n, size=min(num_samples, n), replace=False))
+        picks = rng.choice(n, size=min(num_samples, n), replace=False)
         counts[scope] = (len(picks), n)
         for k, idx in enumerate(picks.tolist()):
             info = dataset.get_data_info(idx)

@@ -59,8 +59,8 @@ def test_planted_annotation_faults_are_found(tiny_demo_root, tmp_path):
     for name in ('image missing', 'annotation size != image size',
                  'box outside the image', 'label outside the classes'):
         assert found[name].status == 'fail' and found[name].count == 1, name
-    assert found['image without boxes'].status == 'warn'
-    assert found['image without boxes'].count >= 1
+    assert found['image without trainable boxes'].status == 'warn'
+    assert found['image without trainable boxes'].count >= 1
     dup = found['duplicate boxes (same class, IoU >= 0.9)']
     assert dup.status == 'warn' and dup.count == 1
     assert 'IoU 1.00' in dup.examples[0]
