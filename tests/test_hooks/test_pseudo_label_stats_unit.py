@@ -30,12 +30,12 @@ def xywh(b):
     return np.c_[b[:, :2], b[:, 2:] - b[:, :2]]
 
 
-def greedy_tp_fp(bboxes, scores, labels, gt, iou_thr=0.5):
+def greedy_tp_fp(bboxes, scores, labels, gt, iou_thr=0.5, num_classes=C):
     """VOC greedy: by score, each box takes its best-IoU GT of its class;
     taken -> FP, ignored GT -> neither (independent of mmdet)."""
     tp = np.zeros(len(scores), bool)
     fp = np.zeros(len(scores), bool)
-    for c in range(C):
+    for c in range(num_classes):
         d = np.flatnonzero(labels == c)
         g = np.flatnonzero(gt.labels == c)
         if len(d) == 0:
