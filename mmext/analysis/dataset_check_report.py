@@ -6,6 +6,7 @@ Annotations (:mod:`.dataset_check`), the pipelines on a sample
 written as ``checks.json`` / ``checks.csv`` with the plots beside them.
 """
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -66,13 +67,18 @@ def run_dataset_checks(cfg: Config,
         skip_pipeline: Only check annotations (and predictions).
     """
     os.makedirs(out_dir, exist_ok=True)
+    start = time.perf_counter()
     results, class_counts = check_annotations(cfg)
     report = DatasetCheckReport(results, class_counts)
+    seconds = report.extra.setdefault('seconds', {})
+    seconds['annotations'] = time.perf_counter() - start
     if class_counts:
         report.files.append(plot_class_distribution(
             class_counts, os.path.join(out_dir, 'class_distribution.png')))
     if not skip_pipeline:
+        start = time.perf_counter()
         rows, drawn = check_pipelines(cfg, num_samples, seed, num_drawn)
+        seconds['pipelines'] = time.perf_counter() - start
         report.results += rows
         if drawn:
             report.files.append(plot_pipeline_samples(
@@ -128,4 +134,7 @@ def format_report(report: DatasetCheckReport, show_pass: bool = False,
     counts = status_counts(report.results)
     lines.append('\n' + ', '.join(f'{n} {s}' for s, n in counts.items())
                  + f' -> {worst_status(report.results).upper()}')
+    seconds = report.extra.get('seconds', {})
+    if seconds:
+        lines.append('time: ' + ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items()))
     return '\n'.join(lines)
