@@ -22,7 +22,7 @@ test: install
 demo: install
 	$(PY) tools/make_demo_dataset.py --out $(DEMO)/data --seed 0
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO) --data-root $(DEMO)/data --max-iters $(DEMO_ITERS)
-	$(PY) tools/test.py $(DEMO_CFG) $(DEMO)/latest.pth --work-dir $(DEMO)/eval --data-root $(DEMO)/data --out $(DEMO)/eval/predictions.pkl
+	$(PY) tools/test.py $(DEMO_CFG) $(DEMO)/iter_$(DEMO_ITERS).pth --work-dir $(DEMO)/eval --data-root $(DEMO)/data --out $(DEMO)/eval/predictions.pkl
 	# demo-steps: later tools add their run on the demo outputs below this line
 	$(PY) tools/check_dataset.py $(DEMO_CFG) --data-root $(DEMO)/data --out-dir $(DEMO)/check_dataset --predictions $(DEMO)/eval/predictions.pkl
 	$(PY) tools/check_config.py $(DEMO_CFG) --json $(DEMO)/check_config/demo.json

@@ -1,0 +1,47 @@
+"""Every foundation tool reports bad input in one line with exit code 2."""
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT
+
+PY = sys.executable
+
+
+def _run(*args):
+    return subprocess.run([PY, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize('args, needle', [
+    (['tools/train.py', 'missing_config.py'], 'missing_config.py: no such config file'),
+    (['tools/test.py', 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py',
+      'missing.pth'], 'missing.pth: no such checkpoint'),
+    (['tools/demo_summary.py', 'no_such_dir'], 'no_such_dir: no such work_dir'),
+    (['tools/make_demo_dataset.py', '--out', '/tmp/x', '--image-size', '8'], '--image-size'),
+])
+def test_bad_input_is_one_line_exit_2(args, needle):
+    proc = _run(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_broken_config_names_the_file(tmp_path):
+    bad = tmp_path / 'broken.py'
+    bad.write_text('model = dict(type=\n')
+    proc = _run('tools/train.py', str(bad))
+    assert proc.returncode == 2
+    assert str(bad) in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_unknown_option_exits_2():
+    proc = _run('tools/make_demo_dataset.py', '--out', '/tmp/x', '--no-such-flag')
+    assert proc.returncode == 2 and 'unrecognized arguments' in proc.stderr
+
+
+def test_help_shows_an_example():
+    proc = _run('tools/train.py', '--help')
+    assert proc.returncode == 0 and 'Example' in proc.stdout

@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Print where a demo run's log, metrics, checkpoint and plots are.
+
+Example:
+    python tools/demo_summary.py work_dirs/demo
+"""
+import argparse
+import os
+from typing import List, Optional
+
+from mmext.utils import MMExtError, run_cli
+from mmext.utils.run_summary import latest_checkpoint, read_metrics, run_files
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dir', help='work_dir of the run')
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.work_dir):
+        raise MMExtError(f'{args.work_dir}: no such work_dir')
+    print(f'\n=== mmext demo: results in {args.work_dir} ===')
+    metrics_path = os.path.join(args.work_dir, 'eval', 'metrics.json')
+    if os.path.isfile(metrics_path):
+        metrics = read_metrics(metrics_path)
+        print(f"val bbox mAP (teacher): {metrics.get('coco/bbox_mAP', float('nan')):.3f}   "
+              f"mAP@0.5: {metrics.get('coco/bbox_mAP_50', float('nan')):.3f}")
+        per_class = {k[5:-10]: v for k, v in metrics.items()
+                     if k.startswith('coco/') and k.endswith('_precision')}
+        if per_class:
+            width = max(map(len, per_class))
+            print(f"{'class':<{width}}  AP")
+            for name, ap in per_class.items():
+                print(f'{name:<{width}}  {ap:.3f}')
+    ckpt = latest_checkpoint(args.work_dir)
+    print(f'checkpoint: {ckpt or "none"}')
+    for kind, paths in run_files(args.work_dir).items():
+        if not paths:
+            continue
+        print(f'{kind}:')
+        for p in paths[:12]:
+            print(f'  {p}')
+        if len(paths) > 12:
+            print(f'  ... and {len(paths) - 12} more')
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
