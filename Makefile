@@ -24,6 +24,10 @@ demo: install
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO) --data-root $(DEMO)/data --max-iters $(DEMO_ITERS)
 	$(PY) tools/test.py $(DEMO_CFG) $(DEMO)/iter_$(DEMO_ITERS).pth --work-dir $(DEMO)/eval --data-root $(DEMO)/data --out $(DEMO)/eval/predictions.pkl
 	# demo-steps: later tools add their run on the demo outputs below this line
+	$(PY) tools/class_efficiency.py --config $(DEMO_CFG) --data-root $(DEMO)/data --work-dir $(DEMO) --metrics $(DEMO)/eval/metrics.json --out-dir $(DEMO)/analysis/class_efficiency
+	$(PY) tools/threshold_sweep.py $(DEMO)/eval/predictions.pkl --gt $(DEMO)/data/annotations/val.json --config $(DEMO_CFG) --compare 0.25 0.6 --out-dir $(DEMO)/analysis/threshold_sweep
+	$(PY) tools/error_breakdown.py $(DEMO)/eval/predictions.pkl --gt $(DEMO)/data/annotations/val.json --config $(DEMO_CFG) --out-dir $(DEMO)/analysis/error_breakdown
+	$(PY) tools/config_diff.py $(DEMO_CFG) configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo_focal-lower-thr.py --out $(DEMO)/analysis/config_diff.json
 	$(PY) tools/check_dataset.py $(DEMO_CFG) --data-root $(DEMO)/data --out-dir $(DEMO)/check_dataset --predictions $(DEMO)/eval/predictions.pkl
 	$(PY) tools/check_config.py $(DEMO_CFG) --json $(DEMO)/check_config/demo.json
 	$(PY) tools/check_config.py configs/focal/soft-teacher_faster-rcnn_tiny_demo_focal.py --json $(DEMO)/check_config/focal.json
