@@ -1,0 +1,124 @@
+"""The monitors under torchrun with 2 processes: reduced values are right.
+
+A probe hook (imported by the training processes through custom_imports)
+records on every rank what that rank saw before the monitors reduce (its own
+loss, its own anchor counts) and what the monitors hold after; the test then
+checks the reduction against the per-rank records.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from mmdet.registry import HOOKS
+from mmengine import dist
+from mmengine.hooks import Hook
+
+from helpers import ROOT, tiny_semi_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _find(runner, name):
+    return next(h for h in runner.hooks if type(h).__name__ == name)
+
+
+@HOOKS.register_module(force=True)
+class MonitorProbeBefore(Hook):
+    """Records this rank's loss and anchor counts before the monitors run."""
+    priority = 'HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        tables = _find(runner, 'AnchorMatchStatsHook').tables
+        _write(runner, dict(kind='before', iter=runner.iter + 1,
+                            loss=float(outputs['loss']),
+                            rpn=tables['rpn'].sum(0).tolist(),
+                            rcnn=tables['rcnn'].sum(0).tolist()))
+
+
+@HOOKS.register_module(force=True)
+class MonitorProbeAfter(Hook):
+    """Records the LossStabilityHook's (reduced) value of this iteration."""
+    priority = 'LOW'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        history = _find(runner, 'LossStabilityHook').history['loss']
+        _write(runner, dict(kind='after', iter=runner.iter + 1,
+                            loss=history[-1]))
+
+
+def _write(runner, record):
+    path = os.path.join(runner.work_dir, f'probe_rank{dist.get_rank()}.jsonl')
+    with open(path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _read(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope='module')
+def ddp_run(tiny_demo_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('monitors_ddp')
+    work_dir = str(tmp / 'run')
+    cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=4)
+    cfg.custom_imports = dict(imports=['mmext', 'test_monitors_ddp'],
+                              allow_failed_imports=False)
+    cfg.custom_hooks = list(cfg.custom_hooks) + [
+        dict(type='LossStabilityHook', window=2),
+        dict(type='AnchorMatchStatsHook', interval=2),
+        dict(type='MonitorProbeBefore'), dict(type='MonitorProbeAfter')]
+    cfg_path = str(tmp / 'cfg.py')
+    cfg.dump(cfg_path)
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYTHONPATH=os.pathsep.join([HERE, os.path.join(ROOT, 'tests'),
+                                           os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         f'--master_port={_free_port()}', 'tools/train.py', cfg_path,
+         '--launcher', 'pytorch', '--work-dir', work_dir],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return work_dir
+
+
+def test_loss_is_the_mean_over_ranks(ddp_run):
+    ranks = [_read(os.path.join(ddp_run, f'probe_rank{r}.jsonl'))
+             for r in range(2)]
+    for it in range(1, 5):
+        local = [next(x['loss'] for x in rank
+                      if x['kind'] == 'before' and x['iter'] == it)
+                 for rank in ranks]
+        reduced = [next(x['loss'] for x in rank
+                        if x['kind'] == 'after' and x['iter'] == it)
+                   for rank in ranks]
+        assert reduced[0] == reduced[1] == pytest.approx(sum(local) / 2)
+    assert local[0] != local[1]  # the ranks trained on different images
+
+
+def test_anchor_counts_are_summed_over_ranks(ddp_run):
+    ranks = [_read(os.path.join(ddp_run, f'probe_rank{r}.jsonl'))
+             for r in range(2)]
+    records = _read(os.path.join(ddp_run, 'anchor_match_stats.jsonl'))
+    assert [r['iter'] for r in records] == [2, 4]  # rank 0 writes, once
+    for record in records:
+        for stage in ('rpn', 'rcnn'):
+            num_gts, positives, none = [
+                sum(next(x[stage] for x in rank if x['kind'] == 'before'
+                         and x['iter'] == record['iter'])[i]
+                    for rank in ranks) for i in range(3)]
+            row = record[stage]['all']
+            assert row['num_gts'] == num_gts > 0
+            assert row['pos_per_gt'] == pytest.approx(positives / num_gts)
+            assert row['no_pos_share'] == pytest.approx(none / num_gts)
