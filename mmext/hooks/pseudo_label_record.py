@@ -10,8 +10,14 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..analysis.report import format_table
 from ..utils import MMExtError
 from .pseudo_label_tally import PseudoLabelTally
+
+#: Columns of the recommendation table (rows of recommend_thresholds).
+THRESHOLD_COLUMNS = ('class', 'raw_boxes', 'thr_for_precision', 'precision',
+                     'recall', 'kept_ratio', 'thr_for_kept_ratio',
+                     'kept_ratio_at_thr')
 
 #: Quantiles reported for the scores of each stage and class.
 QUANTILES = (('q10', 0.10), ('q25', 0.25), ('median', 0.50), ('q75', 0.75),
@@ -206,6 +212,16 @@ def recommend_thresholds(hist: np.ndarray,
                 row['kept_ratio'] = float(kept[c, k] / total)
         out.append(row)
     return out
+
+
+def format_recommendation(rows: List[dict], target_precision: float,
+                          target_kept_ratio: float) -> str:
+    """The recommended thresholds as a titled, aligned text table."""
+    title = ('Pseudo-label score threshold per class: the lowest reaching '
+             f'precision >= {target_precision:g} (needs gt_ann_file), the '
+             f'highest keeping >= {target_kept_ratio:g} of the raw teacher '
+             'boxes')
+    return title + '\n' + format_table(rows, THRESHOLD_COLUMNS, digits=2)
 
 
 def read_records(path: str) -> List[dict]:

@@ -68,7 +68,8 @@ from mmengine.model import is_model_wrapper
 from ..data import load_coco
 from ..utils import MMExtError
 from ..utils.config import is_labeled, iter_leaf_datasets
-from .pseudo_label_record import recommend_thresholds, tally_record
+from .pseudo_label_record import (format_recommendation,
+                                  recommend_thresholds, tally_record)
 from .pseudo_label_tally import (ImageGT, PseudoLabelTally,
                                  stage_boxes_of_image, stages_for, tally_image)
 from .safe_hook import SafeHook
@@ -235,9 +236,10 @@ class PseudoLabelStatsHook(SafeHook):
         if not self._window or not dist.is_main_process():
             return
         rows = self.recommendation()
-        runner.logger.info(format_recommendation(
-            rows, self.target_precision, self.target_kept_ratio,
-            len(self._window)))
+        runner.logger.info(
+            f'PseudoLabelStatsHook, from the last {len(self._window)} '
+            f'records of {self.out_file}:\n' + format_recommendation(
+                rows, self.target_precision, self.target_kept_ratio))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Store the interval tally and the recommendation window."""
@@ -512,26 +514,3 @@ def hub_scalars(record: dict,
                     name]
                 out[f'recall_{stage}/{name}'] = record['recall'][stage][name]
     return {k: float(v) for k, v in out.items() if v is not None}
-
-
-def format_recommendation(rows: List[dict], target_precision: float,
-                          target_kept_ratio: float, num_records: int) -> str:
-    """The recommended thresholds as an aligned text table."""
-
-    def fmt(v, spec='.2f'):
-        return '-' if v is None else format(v, spec)
-
-    header = ('class', 'raw', f'thr@P>={target_precision:g}', 'prec',
-              'recall', 'kept', f'thr@kept>={target_kept_ratio:g}', 'kept')
-    lines = [[r['class'], str(r['raw_boxes']), fmt(r['thr_for_precision']),
-              fmt(r['precision']), fmt(r['recall']), fmt(r['kept_ratio']),
-              fmt(r['thr_for_kept_ratio']), fmt(r['kept_ratio_at_thr'])]
-             for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(header, *lines)]
-    text = [f'Pseudo-label score thresholds per class (last {num_records} '
-            'records of pseudo_label_stats.jsonl):']
-    for row in [header] + lines:
-        text.append('  '.join(x.rjust(w) if i else x.ljust(w)
-                              for i, (x, w) in enumerate(zip(row, widths))))
-    return '\n'.join(text)
-

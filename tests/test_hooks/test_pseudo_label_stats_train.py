@@ -198,7 +198,7 @@ def test_numbers_reach_log_line_and_scalars(run_a):
     with open(glob.glob(osp.join(runner.log_dir, '*.log'))[0]) as f:
         log = f.read()
     assert 'pseudo/per_img_raw: ' in log and 'pseudo/precision_cls: ' in log
-    assert 'Pseudo-label score thresholds per class' in log
+    assert 'Pseudo-label score threshold per class' in log
     scalars = read_jsonl(osp.join(runner.log_dir, 'vis_data',
                                   'scalars.json'))
     at2 = next(s for s in scalars if s['step'] == 2)

@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Pseudo-label statistics of a Soft Teacher run: tables, thresholds, plots.
+
+Reads WORK_DIR/pseudo_label_stats.jsonl (written by PseudoLabelStatsHook),
+prints per class the kept ratio at each stage, precision/recall (when the
+hook had ground truth) and the recommended score thresholds, from the last
+--window records. Writes to OUT_DIR (default WORK_DIR/plot_pseudo_stats):
+pseudo_stats.{csv,json}, pseudo_thresholds.{csv,json}, kept_ratio.png,
+score_hist.png and (with ground truth) precision.png.
+
+Example:
+    python tools/plot_pseudo_stats.py work_dirs/demo --window 5 \\
+        --target-precision 0.7 --target-kept-ratio 0.3
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmext.analysis.report import format_table, write_csv, write_json
+from mmext.hooks.pseudo_label_record import (THRESHOLD_COLUMNS,
+                                             format_recommendation,
+                                             read_records,
+                                             recommend_thresholds,
+                                             window_arrays)
+from mmext.utils import MMExtError, run_cli
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dir', help='training work_dir (or the .jsonl)')
+    parser.add_argument('--window', type=int, default=5,
+                        help='summarise the last this many records (5)')
+    parser.add_argument('--target-precision', type=float, default=0.7,
+                        help='precision the threshold must reach (0.7)')
+    parser.add_argument('--target-kept-ratio', type=float, default=0.3,
+                        help='fraction of raw teacher boxes to keep (0.3)')
+    parser.add_argument('--out-dir', help='default WORK_DIR/plot_pseudo_stats')
+    args = parser.parse_args(argv)
+    if args.window < 1:
+        raise MMExtError(f'--window must be >= 1, got {args.window}')
+    for name in ('target_precision', 'target_kept_ratio'):
+        if not 0 < getattr(args, name) <= 1:
+            raise MMExtError(f'--{name.replace("_", "-")} must be in (0, 1]')
+    return args
+
+
+def stage_table(records: List[dict]) -> List[dict]:
+    """Per class: raw boxes, kept ratio per stage, precision/recall (cls).
+
+    Counts are summed over ``records`` before dividing.
+    """
+    last = records[-1]
+    rows = []
+    for name in last['classes'] + ['all']:
+        def total(key, stage):
+            return sum(sum(r[key][stage].values()) if name == 'all'
+                       else r[key][stage][name] for r in records
+                       if key in r)
+        raw = total('counts', 'raw')
+        row = {'class': name, 'raw': int(raw),
+               'per_img': raw / max(1, sum(r['num_images'] for r in records))}
+        for stage in last['stages'][1:]:
+            row[f'kept_{stage}'] = (total('counts', stage) / raw
+                                    if raw else None)
+        if 'tp' in last:
+            for stage in ('raw', 'cls'):
+                tp, fp = total('tp', stage), total('fp', stage)
+                num_gt = sum(sum(r['num_gt'].values()) if name == 'all'
+                             else r['num_gt'][name] for r in records
+                             if 'num_gt' in r)
+                row[f'prec_{stage}'] = tp / (tp + fp) if tp + fp else None
+                row[f'rec_{stage}'] = tp / num_gt if num_gt else None
+        rows.append(row)
+    return rows
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    path = args.work_dir
+    if osp.isdir(path):
+        path = osp.join(path, 'pseudo_label_stats.jsonl')
+    if not osp.isfile(path):
+        raise MMExtError(f'{path}: no such file (is PseudoLabelStatsHook in '
+                         'the custom_hooks of the run?)')
+    records = read_records(path)
+    out_dir = args.out_dir or osp.join(osp.dirname(path), 'plot_pseudo_stats')
+    os.makedirs(out_dir, exist_ok=True)
+    window = records[-args.window:]
+    last = records[-1]
+
+    rows = stage_table(window)
+    columns = list(rows[0].keys())
+    print(f'Pseudo labels, iterations {window[0]["first_iter"]}-'
+          f'{last["iter"]} ({len(window)} records of {path}); thresholds '
+          + ', '.join(f'{k} {v}' for k, v in last['thresholds'].items()
+                      if k != 'min_pseudo_bbox_wh'))
+    print(format_table(rows, columns))
+    write_csv(rows, osp.join(out_dir, 'pseudo_stats.csv'), columns)
+    write_json(rows, osp.join(out_dir, 'pseudo_stats.json'))
+
+    arrays = window_arrays(window)
+    recs = recommend_thresholds(
+        arrays['hist'], arrays.get('tp_hist'), arrays.get('fp_hist'),
+        arrays.get('num_gt'), last['classes'], args.target_precision,
+        args.target_kept_ratio)
+    print()
+    print(format_recommendation(recs, args.target_precision,
+                                args.target_kept_ratio))
+    write_csv(recs, osp.join(out_dir, 'pseudo_thresholds.csv'),
+              THRESHOLD_COLUMNS)
+    write_json(recs, osp.join(out_dir, 'pseudo_thresholds.json'))
+
+    from mmext.viz.pseudo_plots import (plot_kept_ratio, plot_precision,
+                                        plot_score_histograms)
+    figures = {
+        'kept_ratio.png': plot_kept_ratio(records,
+                                          ('initial', 'rpn', 'cls', 'reg')),
+        'score_hist.png': plot_score_histograms(
+            arrays['hist'], last['classes'], last['thresholds'],
+            arrays.get('tp_hist'), recs,
+            title=f'raw teacher scores, iterations {window[0]["first_iter"]}'
+            f'-{last["iter"]}'),
+    }
+    if 'precision' in last:
+        figures['precision.png'] = plot_precision(records, 'cls')
+    for name, fig in figures.items():
+        fig.savefig(osp.join(out_dir, name), dpi=90)
+        print(f'wrote {osp.join(out_dir, name)}')
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
