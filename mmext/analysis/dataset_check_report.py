@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 from mmengine.config import Config
 
 from ..data import load_boxes_from_config
+from ..utils import MMExtError
 from ..viz.dataset_plots import (plot_class_distribution, plot_pipeline_samples,
                                  plot_prediction_sanity)
 from .check_result import CheckResult, status_counts, worst_status
@@ -91,7 +92,11 @@ def run_dataset_checks(cfg: Config,
 
 def _add_prediction_checks(report: DatasetCheckReport, cfg: Config, path: str,
                            score_thr: float, out_dir: str) -> None:
-    gt = load_boxes_from_config(cfg, dataset_cfg=cfg.test_dataloader.dataset)
+    loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
+    if not loader or 'dataset' not in loader:
+        raise MMExtError(f'{cfg.filename}: --predictions needs a test_dataloader '
+                         'with the ground truth')
+    gt = load_boxes_from_config(cfg, dataset_cfg=loader['dataset'])
     stats = prediction_stats(load_detections(path, gt), gt, score_thr)
     report.results += prediction_checks(stats, score_thr)
     report.extra['predictions'] = dict(
