@@ -278,7 +278,14 @@ default_hooks = dict(
 log_processor = dict(by_epoch=False)
 # A fast EMA (half-life ~70 iterations) so the teacher follows a short CPU run;
 # skip_buffer=False also averages normalisation buffers if a BN model is used.
-custom_hooks = [dict(type='MeanTeacherHook', momentum=0.01, skip_buffer=False)]
+custom_hooks = [
+    dict(type='MeanTeacherHook', momentum=0.01, skip_buffer=False),
+    # Pseudo-label counts, kept ratios, scores per stage and class; precision
+    # and recall against the unlabeled split's hidden GT (relative to its
+    # data_root). Writes <work_dir>/pseudo_label_stats.jsonl.
+    dict(type='PseudoLabelStatsHook', interval=40,
+         gt_ann_file='annotations/train_unlabeled_gt.json'),
+]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 # Multi-process on CPU: DDP without device ids; unsup losses may skip params.
 model_wrapper_cfg = dict(

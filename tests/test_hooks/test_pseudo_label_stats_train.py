@@ -149,6 +149,8 @@ def semi_cfg(root, work_dir, max_iters):
     cfg.log_level = 'INFO'  # the log line goes to the log file
     cfg.default_hooks.checkpoint.interval = 1
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'] != 'PseudoLabelStatsHook']
     cfg.custom_hooks.append(dict(type='PseudoLabelStatsHook', interval=2,
                                  gt_ann_file=GT_FILE))
     return cfg
