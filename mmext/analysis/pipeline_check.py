@@ -37,7 +37,6 @@ from mmengine.utils import import_modules_from_strings
 
 from ..utils.config import detector_cfg, is_labeled, iter_leaf_datasets
 from .check_result import CheckResult, info_check, make_check
-from .dataset_check import config_sources
 from .homography_check import box_errors, image_mismatch, project_boxes
 
 #: Transforms allowed to change the number of boxes.

@@ -77,7 +77,7 @@ def test_cli_clean_demo_exits_0_and_writes_report(tiny_demo_root, tmp_path, caps
     pkl = _write_pkl(tmp_path / 'preds.pkl', _perfect(gt))
     out = tmp_path / 'out'
     code = check_dataset.main([DEMO_CONFIG, '--data-root', tiny_demo_root,
-                               '--out-dir', str(out), '--num-samples', '3',
+                               '--out-dir', str(out), '--num-samples', '2',
                                '--predictions', pkl])
     printed = capsys.readouterr().out
     assert code == 0, printed
