@@ -37,47 +37,50 @@ def test_clean_semi_pipeline_passes_every_branch(cfg):
     assert [len(d.panels) for d in drawn] == [2, 3]
 
 
-def test_flip_without_homography_in_sup_fails(cfg):
-    insert_sup(cfg, dict(type='FlipWithoutHomography'))
-    found, _ = _run(cfg)
-    homog = found[(SUP, 'boxes follow the recorded homography')]
-    assert homog.status == 'fail' and homog.count == 3
-    assert 'FlipWithoutHomography' in homog.examples[0]
-    img = found[(SUP, 'image content follows the recorded homography')]
-    assert img.status == 'fail' and 'horizontal flip' in img.examples[0]
+# (planted transform, (scope, check) that must fail on every sample, text
+# the first example must contain, (scope, check) that must still pass)
+PLANTED = [
+    ('FlipWithoutHomography', insert_sup, (SUP, 'boxes follow the recorded homography'),
+     'FlipWithoutHomography', (STUDENT, 'boxes follow the recorded homography')),
+    ('FlipWithoutHomography', insert_sup,
+     (SUP, 'image content follows the recorded homography'), 'horizontal flip',
+     (SUP, 'image dtype/range matches the data preprocessor')),
+    ('FlipWithoutHomography', insert_student,
+     (PAIR, 'teacher/student boxes related by their homographies'), 'H_student',
+     (SUP, 'boxes follow the recorded homography')),
+    ('FlipWithoutHomography', insert_student,
+     (PAIR, 'teacher/student images related by their homographies'), 'flip',
+     (SUP, 'image content follows the recorded homography')),
+    ('ToFloatZeroOne', insert_sup, (SUP, 'image dtype/range matches the data preprocessor'),
+     'float32 image in [0', (STUDENT, 'image dtype/range matches the data preprocessor')),
+    ('DropFirstBox', insert_sup, (SUP, 'box count changed outside a filtering transform'),
+     'DropFirstBox', (SUP, 'boxes follow the recorded homography')),
+    ('ShiftBoxesOut', insert_sup, (SUP, 'boxes inside the output image'), 'outside',
+     (SUP, 'box count changed outside a filtering transform')),
+]
 
 
-def test_wrong_student_homography_breaks_teacher_student(cfg):
-    insert_student(cfg, dict(type='FlipWithoutHomography'))
-    found, _ = _run(cfg)
-    boxes = found[(PAIR, 'teacher/student boxes related by their homographies')]
-    assert boxes.status == 'fail' and boxes.count == 3
-    assert found[(PAIR, 'teacher/student images related by their homographies')].status == 'fail'
-    assert found[(SUP, 'boxes follow the recorded homography')].status == 'pass'
+@pytest.fixture(scope='module')
+def planted_runs(tiny_demo_root, tmp_path_factory):
+    """One pipeline check per (transform, place), shared by the cases."""
+    runs = {}
+    for name, insert, *_ in PLANTED:
+        key = (name, insert.__name__)
+        if key not in runs:
+            cfg = tiny_semi_config(tiny_demo_root, str(tmp_path_factory.mktemp('w')))
+            insert(cfg, dict(type=name))
+            runs[key] = _run(cfg)[0]
+    return runs
 
 
-def test_float_zero_one_image_fails_dtype_check(cfg):
-    insert_sup(cfg, dict(type='ToFloatZeroOne'))
-    found, _ = _run(cfg)
-    dtype = found[(SUP, 'image dtype/range matches the data preprocessor')]
-    assert dtype.status == 'fail' and dtype.count == 3
-    assert 'float32' in dtype.examples[0] and 'expects 0-255' in dtype.examples[0]
-    assert found[(STUDENT, 'image dtype/range matches the data preprocessor')].status == 'pass'
-
-
-def test_box_lost_outside_a_filter_fails(cfg):
-    insert_sup(cfg, dict(type='DropFirstBox'))
-    found, _ = _run(cfg)
-    count = found[(SUP, 'box count changed outside a filtering transform')]
-    assert count.status == 'fail' and count.count == 3
-    assert 'DropFirstBox' in count.examples[0]
-
-
-def test_boxes_pushed_out_of_the_image_fail(cfg):
-    insert_sup(cfg, dict(type='ShiftBoxesOut'))
-    found, _ = _run(cfg)
-    assert found[(SUP, 'boxes inside the output image')].count == 3
-    assert found[(SUP, 'boxes follow the recorded homography')].status == 'fail'
+@pytest.mark.parametrize('name,insert,failing,text,passing', PLANTED,
+                         ids=[f'{p[0]}-{p[2][1]}' for p in PLANTED])
+def test_planted_pipeline_fault_is_found(planted_runs, name, insert, failing, text,
+                                         passing):
+    found = planted_runs[(name, insert.__name__)]
+    assert found[failing].status == 'fail' and found[failing].count == 3
+    assert text in found[failing].examples[0]
+    assert found[passing].status == 'pass'
 
 
 def test_box_errors_follow_mmdet_rotate():
