@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from analysis_fixtures import demo_eval_run, load_tool  # noqa: F401
+from analysis_fixtures import load_tool
 from mmext.analysis.class_efficiency import class_efficiency, status_word
 from mmext.analysis.metrics_reader import (classwise_ap, pick_validation,
                                            read_work_dir_validations)
@@ -102,7 +102,7 @@ def test_teacher_and_student_from_a_real_log(demo_eval_run, tmp_path):
     ]) == 0
     rows = json.loads((out / 'class_efficiency.json').read_text())['rows']
     assert {r['source'] for r in rows} == {
-        'eval', 'log teacher @0', 'log student @0'}
+        'eval', 'log teacher @0', 'log student @0'}  # validation at iter 0
     # counts are the labeled train set's boxes, read through mmext.data
     from mmext.data import load_boxes_from_config
     counts = load_boxes_from_config(

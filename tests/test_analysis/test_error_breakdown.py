@@ -8,7 +8,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from analysis_fixtures import demo_eval_run, load_tool  # noqa: F401
+from analysis_fixtures import load_tool
 from mmext.analysis.error_breakdown import ERROR_TYPES, error_breakdown
 from mmext.analysis.predictions import load_detections
 from mmext.data import load_coco

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from analysis_fixtures import demo_eval_run, load_tool  # noqa: F401
+from analysis_fixtures import load_tool
 from mmext.analysis.predictions import load_detections
 from mmext.analysis.threshold_sweep import images_lost, sweep_thresholds
 from mmext.data import load_coco
