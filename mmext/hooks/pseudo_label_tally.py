@@ -230,8 +230,13 @@ def stage_boxes_of_image(raw: Tuple[np.ndarray, np.ndarray, np.ndarray],
     if 'cls' in stages:
         masks['cls'] = scores > thresholds['cls']
     if 'reg' in stages:
-        masks['reg'] = (reg_uncs < thresholds['reg'] if reg_uncs is not None
-                        else np.ones(len(scores), bool))
+        if reg_uncs is None:
+            masks['reg'] = np.ones(len(scores), bool)
+        elif len(scores) == 0:
+            # Soft Teacher returns (0, 4) uncertainties for an empty image.
+            masks['reg'] = np.zeros(0, bool)
+        else:
+            masks['reg'] = np.asarray(reg_uncs).reshape(-1) < thresholds['reg']
     for stage, m in masks.items():
         out[stage] = (bboxes[m], scores[m], labels[m])
     return out

@@ -120,6 +120,20 @@ def test_tally_image_matches_independent_counts():
             scores[labels == c].sum())
 
 
+def test_image_without_pseudo_boxes():
+    """Soft Teacher gives (0, 4) reg_uncs when no box passed the first
+    threshold; every stage after raw is then empty."""
+    det = np.array([[0, 0, 10, 10.]])
+    empty = (np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+    boxes = stage_boxes_of_image((det, np.array([.1]), np.array([1])), empty,
+                                 np.zeros((0, 4)), ALL_STAGES,
+                                 {'rpn': .3, 'cls': .3, 'reg': .1})
+    tally = PseudoLabelTally(ALL_STAGES, C, 10)
+    tally_image(tally, boxes, None)
+    assert tally['counts'].sum(1).tolist() == [1, 0, 0, 0, 0]
+    assert tally['images_without'].tolist() == [0, 1, 1, 1, 1]
+
+
 def test_vector_round_trip_and_sum():
     rng = np.random.default_rng(1)
     a = PseudoLabelTally(ALL_STAGES, C, 10)
