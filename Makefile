@@ -24,6 +24,8 @@ demo: install
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO) --data-root $(DEMO)/data --max-iters $(DEMO_ITERS)
 	$(PY) tools/test.py $(DEMO_CFG) $(DEMO)/iter_$(DEMO_ITERS).pth --work-dir $(DEMO)/eval --data-root $(DEMO)/data --out $(DEMO)/eval/predictions.pkl
 	# demo-steps: later tools add their run on the demo outputs below this line
+	$(PY) tools/plot_pseudo_stats.py $(DEMO)
+	$(PY) tools/report.py $(DEMO)
 	$(PY) tools/anchor_fit.py $(DEMO_CFG) --data-root $(DEMO)/data --out-dir $(DEMO)/anchor_fit --no-progress
 	$(PY) tools/class_efficiency.py --config $(DEMO_CFG) --data-root $(DEMO)/data --work-dir $(DEMO) --metrics $(DEMO)/eval/metrics.json --out-dir $(DEMO)/analysis/class_efficiency
 	$(PY) tools/threshold_sweep.py $(DEMO)/eval/predictions.pkl --gt $(DEMO)/data/annotations/val.json --config $(DEMO_CFG) --compare 0.25 0.6 --out-dir $(DEMO)/analysis/threshold_sweep
