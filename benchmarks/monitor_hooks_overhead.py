@@ -68,6 +68,9 @@ def train(root, work_dir, iters, val_interval, monitors):
                            val_interval=val_interval)
     cfg.randomness = dict(seed=0)
     cfg.default_hooks.logger.interval = 10
+    # the baseline has none of the monitors, whatever the demo config lists
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'] not in [m.__name__ for m in MONITORS]]
     if monitors:
         cfg.custom_hooks = list(cfg.custom_hooks) + [
             dict(type='LossStabilityHook', window=10),

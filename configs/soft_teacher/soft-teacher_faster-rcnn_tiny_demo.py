@@ -285,6 +285,21 @@ custom_hooks = [
     # data_root). Writes <work_dir>/pseudo_label_stats.jsonl.
     dict(type='PseudoLabelStatsHook', interval=40,
          gt_ann_file='annotations/train_unlabeled_gt.json'),
+    # The user's monitoring plan (seed 004): loss CV < 3% over a window, no
+    # plateau of 5k iterations, NaN stops before a checkpoint is poisoned;
+    # per-class AP after each validation with Severe_Rust/Chipped watched;
+    # positive anchors/proposals per GT box per class. `tools/report.py`
+    # turns the outputs into one HTML page.
+    dict(type='LossStabilityHook', window=100, cv_thr=0.03,
+         cv_increase_thr=0.10, patience_iters=5000),
+    dict(type='ClassAPTrackerHook', watch_classes=['Severe_Rust', 'Chipped'],
+         max_map_drop=0.05, max_other_drop=0.01),
+    dict(type='AnchorMatchStatsHook', interval=40),
+    # Stopping on the mAP is mmengine's own hook (patience in validations);
+    # add save_best='teacher/coco/bbox_mAP' to the CheckpointHook to keep the
+    # best weights.
+    dict(type='EarlyStoppingHook', monitor='teacher/coco/bbox_mAP',
+         rule='greater', min_delta=0.001, patience=5),
 ]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 # Multi-process on CPU: DDP without device ids; unsup losses may skip params.

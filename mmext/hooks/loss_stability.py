@@ -52,7 +52,8 @@ def loss_components(log_vars: Dict[str, object]) -> Dict[str, float]:
     Returns:
         Name -> float value.
     """
-    values = {k: float(v) for k, v in log_vars.items() if 'loss' in k}
+    values = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
+              for k, v in log_vars.items() if 'loss' in k}
     for branch in ('sup', 'unsup'):
         parts = [v for k, v in values.items()
                  if k.startswith(f'{branch}_loss_')]

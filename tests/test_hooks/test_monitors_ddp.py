@@ -75,7 +75,8 @@ def ddp_run(tiny_demo_root, tmp_path_factory):
     cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=4)
     cfg.custom_imports = dict(imports=['mmext', 'test_monitors_ddp'],
                               allow_failed_imports=False)
-    cfg.custom_hooks = list(cfg.custom_hooks) + [
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'] == 'MeanTeacherHook'] + [
         dict(type='LossStabilityHook', window=2),
         dict(type='AnchorMatchStatsHook', interval=2),
         dict(type='MonitorProbeBefore'), dict(type='MonitorProbeAfter')]

@@ -26,7 +26,9 @@ def _monitor_hooks(window=3):
 def _config(root, work_dir, max_iters, val_interval=0, ckpt_interval=2):
     cfg = tiny_semi_config(root, work_dir, max_iters=max_iters,
                            val_interval=val_interval)
-    cfg.custom_hooks = list(cfg.custom_hooks) + _monitor_hooks()
+    # only the EMA teacher of the demo's hooks, then the monitors under test
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'] == 'MeanTeacherHook'] + _monitor_hooks()
     cfg.default_hooks.checkpoint.interval = ckpt_interval
     return cfg
 
