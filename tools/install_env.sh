@@ -7,7 +7,7 @@ venv=$(realpath -m "${1:-.venv}")
 here=$(cd "$(dirname "$0")/.." && pwd)
 cons="$here/requirements/constraints.txt"
 py="$venv/bin/python"
-pipi() { "$py" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+pipi() { "$py" -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -vE "^WARNING: Location|dependency resolver does not|requires setuptools>=" || true; }
 has() { (cd / && "$py" -c "$1") >/dev/null 2>&1; }
 
 if [ ! -x "$py" ]; then
@@ -21,6 +21,7 @@ else
   echo "[install] keeping torch $("$py" -c 'import torch; print(torch.__version__)')"
 fi
 # torch pulls a new setuptools; mmcv's build and mmengine's mmdet:: scope need pkg_resources.
+# (pip then notes that torch asks for setuptools>=77: only its cpp_extension builder uses it.)
 has "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) >= 70)" || pipi -c "$cons" 'setuptools<70' wheel
 has "import mmengine, numpy, matplotlib, pycocotools, scipy, shapely, terminaltables, pytest, hypothesis" || {
   echo "[install] runtime and test requirements"
