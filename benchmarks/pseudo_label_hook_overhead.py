@@ -21,7 +21,6 @@ Example:
     python benchmarks/pseudo_label_hook_overhead.py --block 3 --repeats 4
 """
 import argparse
-import functools
 import os
 import sys
 import tempfile
@@ -33,6 +32,10 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+
+from monitor_hooks_overhead import timed  # noqa: E402  (same helper)
+
 DEMO_CONFIG = os.path.join(
     ROOT, 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py')
 
@@ -73,18 +76,6 @@ class BlockClock(Hook):
                          outputs=None):
         self.times[self.clock['mode']].append(
             time.perf_counter() - self.clock['start'])
-
-
-def timed(fn, seconds: dict, key: str):
-    """``fn`` adding its duration to ``seconds[key]``."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            seconds[key] += time.perf_counter() - start
-    return wrapper
 
 
 def build(data_root: str, work_dir: str, max_iters: int):

@@ -23,25 +23,31 @@ def plot_kept_ratio(records: Sequence[dict],
             skipped).
     """
     stages = [s for s in stages if s in records[-1]['stages']]
-    names = records[-1]['classes']
     fig, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 4),
                              squeeze=False)
-    iters = [r['iter'] for r in records]
     for ax, stage in zip(axes[0], stages):
-        for name in names:
-            values = [r['kept_ratio'][stage].get(name) for r in records]
-            ax.plot(iters, [np.nan if v is None else v for v in values],
-                    marker='.', label=name)
-        thr = records[-1]['thresholds'].get(
-            'initial' if stage == 'initial' else stage)
-        ax.set_title(f'kept ratio after {stage} (thr {thr})')
-        ax.set_xlabel('iteration')
+        thr = records[-1]['thresholds'].get(stage)
+        _per_class_lines(ax, records, 'kept_ratio', stage,
+                         f'kept ratio after {stage} (thr {thr})')
         ax.set_ylabel('kept / raw teacher boxes')
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _per_class_lines(ax, records: Sequence[dict], key: str, stage: str,
+                     title: str) -> None:
+    """One line per class of ``record[key][stage][class]`` over iterations
+    (gaps where the value is undefined)."""
+    iters = [r['iter'] for r in records]
+    for name in records[-1]['classes']:
+        values = [r[key][stage].get(name) for r in records]
+        ax.plot(iters, [np.nan if v is None else v for v in values],
+                marker='.', label=name)
+    ax.set_title(title)
+    ax.set_xlabel('iteration')
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def plot_score_histograms(hist: np.ndarray,
@@ -99,19 +105,10 @@ def plot_score_histograms(hist: np.ndarray,
 
 def plot_precision(records: Sequence[dict], stage: str = 'cls') -> Figure:
     """Per-class precision and recall of a stage over training (needs GT)."""
-    names = records[-1]['classes']
     with_gt = [r for r in records if 'precision' in r]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    iters = [r['iter'] for r in with_gt]
     for ax, key in zip(axes, ('precision', 'recall')):
-        for name in names:
-            values = [r[key][stage].get(name) for r in with_gt]
-            ax.plot(iters, [np.nan if v is None else v for v in values],
-                    marker='.', label=name)
-        ax.set_title(f'{key} of pseudo boxes after {stage} (IoU >= 0.5)')
-        ax.set_xlabel('iteration')
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _per_class_lines(ax, with_gt, key, stage,
+                         f'{key} of pseudo boxes after {stage} (IoU >= 0.5)')
     fig.tight_layout()
     return fig
