@@ -190,8 +190,10 @@ def _write_plots(res: dict, inputs, out: str) -> List[str]:
         scales = res['coverage'][which]
         mean = lambda key: list(np.mean(  # noqa: E731
             [[r[key] for r in rows[:-1]] for rows in scales.values()], axis=0))
-        return {f'share of GTs with max IoU >= {thr}': mean('share_pos'),
-                'anchors assigned per GT': mean('mean_assigned_per_gt')}
+        return {f'share of GTs with max IoU >= {thr} (mean over train scales)':
+                mean('share_pos'),
+                'anchors assigned per GT (mean over train scales)':
+                mean('mean_assigned_per_gt')}
 
     paths.append(plot_coverage_before_after(
         names, per_class('current'), per_class('recommended') if rec else None,

@@ -213,5 +213,5 @@ def fit_anchors(inputs: FitInputs, num_ratios: Optional[int] = None,
             current=_objective_all(covs, labels, len(names), spec, objective),
             recommended=_objective_all(new_covs, labels, len(names), new_spec,
                                        objective)),
-        seeds=found.seeds, rounds=found.rounds)
+        seeds=found.seeds, best_seed=found.best_seed, rounds=found.rounds)
     return result

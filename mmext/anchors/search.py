@@ -7,7 +7,8 @@ the max IoU of each box with each candidate anchor shape
 ratios is then the max of their columns. Seeds come from quantiles and from
 1-D k-means of log(h/w); a coordinate search then replaces one ratio at a
 time by the grid value that improves the objective most, until nothing
-improves. The caller reports the final numbers on all boxes.
+improves; a second pass does the same on a finer grid around the chosen
+ratios. The caller reports the final numbers on all boxes.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -33,6 +34,7 @@ class SearchResult:
         objective: Objective value of the recommendation on the subsample.
         current_objective: Objective of the current anchors on the subsample.
         seeds: Objective of each seed, by name.
+        best_seed: The seed the coordinate search started from.
         rounds: Objective after each coordinate-search round.
         num_boxes: Boxes in the subsample (per training scale).
     """
@@ -41,6 +43,7 @@ class SearchResult:
     objective: float
     current_objective: float
     seeds: Dict[str, float] = field(default_factory=dict)
+    best_seed: str = ''
     rounds: List[float] = field(default_factory=list)
     num_boxes: int = 0
 
@@ -71,9 +74,12 @@ def kmeans_seed(log_ratio: np.ndarray, k: int,
     return np.exp(np.sort(centres))
 
 
-def _ratio_grid(log_ratio: np.ndarray, extra: Sequence[float], size: int) -> np.ndarray:
-    lo = max(np.percentile(log_ratio, 0.5), -MAX_LOG_RATIO)
-    hi = min(np.percentile(log_ratio, 99.5), MAX_LOG_RATIO)
+def _ratio_grid(log_ratio: np.ndarray, labels: np.ndarray, extra: Sequence[float],
+                size: int) -> np.ndarray:
+    # Per-class percentiles, so that a rare class's shapes are on the grid too.
+    per_class = [log_ratio[labels == c] for c in np.unique(labels)]
+    lo = max(min(np.percentile(x, 1) for x in per_class), -MAX_LOG_RATIO)
+    hi = min(max(np.percentile(x, 99) for x in per_class), MAX_LOG_RATIO)
     lo, hi = min(lo, np.log(min(extra))), max(hi, np.log(max(extra)))
     grid = np.exp(np.linspace(lo, hi, size))
     return np.unique(np.round(np.concatenate([grid, extra]), 4))
@@ -144,11 +150,41 @@ def _coordinate_search(obj: _Objective, r_idx: List[int], s_idx: List[int],
     return r_idx, s_idx, history
 
 
-def _subsample(labels: np.ndarray, max_boxes: int, seed: int) -> np.ndarray:
+def _subsample(labels: np.ndarray, max_boxes: int, seed: int,
+               stratified: bool) -> np.ndarray:
+    """Box indices for the search: uniform, or the same quota per class.
+
+    Per-class scores are means within a class, so a per-class quota leaves
+    them unbiased and keeps rare classes in the class-balanced and
+    worst-class objectives.
+    """
     if len(labels) <= max_boxes:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(len(labels), max_boxes, replace=False))
+    if not stratified:
+        return np.sort(rng.choice(len(labels), max_boxes, replace=False))
+    classes = np.unique(labels)
+    quota = max(1, max_boxes // len(classes))
+    picks = []
+    for c in classes:
+        rows = np.nonzero(labels == c)[0]
+        picks.append(rows if len(rows) <= quota else rng.choice(rows, quota, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def _nearest(values: Sequence[float], grid: np.ndarray) -> List[int]:
+    """Index of the nearest grid value (in log space) for each value."""
+    return [int(np.abs(np.log(grid) - np.log(v)).argmin()) for v in values]
+
+
+def _objective_on_grid(subs: List[ScaledBoxes], labels: np.ndarray, num_classes: int,
+                       spec: AnchorSpec, r_grid: np.ndarray, s_grid: np.ndarray,
+                       objective: str) -> _Objective:
+    """Exact max-IoU tables for every (ratio, scale) candidate, and the objective."""
+    cand = spec.replace(ratios=r_grid, scales=s_grid, scale_major=True)
+    n = len(labels)
+    tables = [max_iou_by_base(b, cand).reshape(n, len(r_grid), len(s_grid)) for b in subs]
+    return _Objective(tables, labels, num_classes, spec.pos_iou_thr, objective)
 
 
 def search_anchor_shapes(boxes_per_scale: List[ScaledBoxes], labels: np.ndarray,
@@ -167,14 +203,15 @@ def search_anchor_shapes(boxes_per_scale: List[ScaledBoxes], labels: np.ndarray,
         objective: ``'box'`` (box-weighted mean), ``'class'`` (class-balanced
             mean) or ``'worst'`` (worst class) of the per-class coverage.
         search_scales: Also search the scales (keeping their number).
-        max_boxes: Subsample size for the search.
+        max_boxes: Subsample size for the search (uniform for ``'box'``,
+            an equal quota per class otherwise).
         grid_size: Number of log-spaced candidate ratios.
         seed: Subsample seed.
         max_rounds: Coordinate-search rounds at most.
     """
     if spec.scales is None:
         raise ValueError('ratio search needs explicit anchor scales')
-    idx = _subsample(labels, max_boxes, seed)
+    idx = _subsample(labels, max_boxes, seed, stratified=objective != 'box')
     subs = [b.take(idx) for b in boxes_per_scale]
     sub_labels = labels[idx]
     log_ratio = np.log(subs[0].ratio_h_over_w)
@@ -188,27 +225,21 @@ def search_anchor_shapes(boxes_per_scale: List[ScaledBoxes], labels: np.ndarray,
     if len(spec.ratios) == num_ratios:
         seeds['current'] = np.array(spec.ratios)
     extra = np.concatenate(list(seeds.values()) + [np.array(spec.ratios)])
-    r_grid = _ratio_grid(log_ratio, extra, grid_size)
+    r_grid = _ratio_grid(log_ratio, sub_labels, extra, grid_size)
     s_grid = np.array(spec.scales, dtype=float)
     if search_scales:
         steps = 2.0 ** (np.arange(-4, 5) / 4)
         s_grid = np.unique(np.round(np.concatenate(
             [s_grid, np.outer(spec.scales, steps).ravel()]), 4))
-    cand = spec.replace(ratios=r_grid, scales=s_grid, scale_major=True)
-    tables = [max_iou_by_base(b, cand).reshape(len(idx), len(r_grid), len(s_grid))
-              for b in subs]
-    obj = _Objective(tables, sub_labels, num_classes, spec.pos_iou_thr, objective)
-
-    def nearest(values, grid):
-        return [int(np.abs(np.log(grid) - np.log(v)).argmin()) for v in values]
-
-    s_idx = nearest(spec.scales, s_grid)
-    cur_r = nearest(spec.ratios, r_grid)
+    obj = _objective_on_grid(subs, sub_labels, num_classes, spec, r_grid, s_grid,
+                             objective)
+    s_idx = _nearest(spec.scales, s_grid)
+    cur_r = _nearest(spec.ratios, r_grid)
     current_obj = obj.value(cur_r, s_idx)
     seed_vals = {}
     best_name, best_val, best_r = None, -np.inf, None
     for name, values in seeds.items():
-        r_idx = nearest(values, r_grid)
+        r_idx = _nearest(values, r_grid)
         if len(set(r_idx)) < len(r_idx):
             # Two seeds on one grid point: spread the duplicates.
             free = [k for k in range(len(r_grid)) if k not in r_idx]
@@ -218,11 +249,22 @@ def search_anchor_shapes(boxes_per_scale: List[ScaledBoxes], labels: np.ndarray,
             best_name, best_val, best_r = name, seed_vals[name], r_idx
     r_idx, s_idx, history = _coordinate_search(obj, list(best_r), list(s_idx),
                                                search_scales, max_rounds)
+    # Refine: a fine grid (1/4 of the coarse step) around each chosen ratio.
+    step = np.log(r_grid[-1] / r_grid[0]) / max(grid_size - 1, 1)
+    chosen = r_grid[r_idx]
+    r_grid = np.unique(np.round(np.concatenate(
+        [chosen, np.outer(chosen, np.exp(step * np.linspace(-1, 1, 9))).ravel()]), 4))
+    obj = _objective_on_grid(subs, sub_labels, num_classes, spec, r_grid, s_grid,
+                             objective)
+    r_idx, s_idx, fine = _coordinate_search(obj, _nearest(chosen, r_grid), list(s_idx),
+                                            search_scales, max_rounds)
+    history += fine[1:]
     return SearchResult(
         ratios=tuple(sorted(float(r_grid[k]) for k in r_idx)),
         scales=tuple(sorted(float(s_grid[k]) for k in s_idx)),
         objective=history[-1],
         current_objective=current_obj,
         seeds=seed_vals,
+        best_seed=best_name,
         rounds=history,
         num_boxes=len(idx))

@@ -78,3 +78,12 @@ def test_seeds():
     km = kmeans_seed(x, 3)
     np.testing.assert_allclose(np.log(km), [x[:200].mean(), x[200:400].mean(), x[400:].mean()],
                                atol=1e-9)
+
+
+def test_subsample_keeps_rare_classes_for_class_objectives():
+    from mmext.anchors.search import _subsample
+    labels = np.array([0] * 5000 + [1] * 20 + [2] * 700)
+    strat = _subsample(labels, 600, seed=0, stratified=True)
+    assert np.bincount(labels[strat]).tolist() == [200, 20, 200]
+    uniform = _subsample(labels, 600, seed=0, stratified=False)
+    assert len(uniform) == 600 and len(np.unique(uniform)) == 600
