@@ -14,8 +14,9 @@ Examples:
         --scale 1333 800 --ratios 0.5 1 2 --num-ratios 5 --objective worst \\
         --out-dir work_dirs/neu_anchor_fit
 Writes OUT_DIR/anchor_fit.json, box_stats.csv, coverage.csv, ratio_hist.png,
-coverage.png and (with a config) anchors_<objective>_k<K>.py, a config that
-_base_s the input config and overrides only the RPN anchor generator.
+coverage.png and anchors_<objective>_k<K>.py: with a config, a config that
+_base_s it and overrides only the RPN anchor generator; without, an
+anchor_generator snippet.
 """
 import argparse
 import os
