@@ -38,7 +38,8 @@ class PredictionStats:
             cell of a 10x10 grid over the image.
         own_vs_other: Median distance (image fractions) from a prediction to
             the nearest GT of its own image divided by the same for the GT of
-            another image; near 1 means no correlation with the GT.
+            another image; near 0 for a working detector, near 1 for one that
+            ignores its input.
         recall_iou50: Share of GT boxes overlapped (IoU >= 0.5) by a
             prediction at or above the threshold.
     """
@@ -149,8 +150,10 @@ def prediction_checks(stats: PredictionStats, score_thr: float,
             f'GT {stats.densest_cell_gt:.0%}'),
         make_check(
             'predictions nearer their own image\'s GT than another\'s', scope,
-            [f'median distance ratio own/other image {stats.own_vs_other:.2f} > 0.8 '
-             '(no correlation with the GT)'] if stats.own_vs_other > 0.8 else [],
+            # A working detector sits on its own image's objects (ratio near
+            # 0); an untrained one measured 0.77 on the demo data.
+            [f'median distance ratio own/other image {stats.own_vs_other:.2f} > 0.5 '
+             '(little correlation with the GT)'] if stats.own_vs_other > 0.5 else [],
             len(stats.pred_centres), 'warn',
             detail=f'own/other {stats.own_vs_other:.2f}'),
         make_check(
