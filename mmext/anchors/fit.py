@@ -100,7 +100,10 @@ def load_fit_inputs(config: Optional[str] = None, data_root: Optional[str] = Non
             set_data_root(cfg, data_root)
         table = load_boxes_from_config(cfg)
         spec = anchor_spec_from_config(cfg, config)
-        rules = resize_rules_from_pipeline(train_dataset_cfg(cfg).get('pipeline'), config)
+        rules = None
+        if scale is None:
+            rules = resize_rules_from_pipeline(train_dataset_cfg(cfg).get('pipeline'),
+                                               config)
         source = table.source
     else:
         table = load_boxes(ann, img_dir=img_dir)

@@ -220,9 +220,11 @@ def resize_rules_from_pipeline(pipeline: Sequence,
             return _random_resize_rules(t)
         if kind == 'RandomChoiceResize':
             return _choice_resize_rules(t)
-        if kind in ('RandomCrop', 'Mosaic', 'RandomAffine', 'Expand', 'MixUp'):
-            raise MMExtError(f'{source}: train pipeline has {kind} before its resize; '
-                             'anchor_fit reproduces Resize/RandomResize/RandomChoiceResize only')
+        if 'Resize' in str(kind) or kind in ('RandomCrop', 'Mosaic', 'RandomAffine',
+                                              'Expand', 'MixUp'):
+            raise MMExtError(f'{source}: train pipeline has {kind} (before any Resize); '
+                             'anchor_fit reproduces Resize/RandomResize/RandomChoiceResize '
+                             'only: give --scale W H')
     return [ResizeRule('original size', None, 1.0, True, True)]
 
 

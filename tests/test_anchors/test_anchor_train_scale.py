@@ -67,6 +67,8 @@ def test_unsupported_pipeline_is_one_clear_error():
     with pytest.raises(MMExtError, match='Mosaic'):
         resize_rules_from_pipeline([dict(type='Mosaic'), dict(type='Resize', scale=(640, 640))],
                                    'x.py')
+    with pytest.raises(MMExtError, match='x.py: .*FixShapeResize'):
+        resize_rules_from_pipeline([dict(type='FixShapeResize', width=640, height=640)], 'x.py')
 
 
 def test_demo_config_spec_and_rules():
