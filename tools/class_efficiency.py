@@ -82,8 +82,15 @@ def _ap_sources(args: argparse.Namespace,
             name = 'eval' if model == 'model' else f'eval {model}'
             sources[name] = ap
     if args.work_dir:
-        record = pick_validation(read_work_dir_validations(args.work_dir),
-                                 args.pick)
+        try:
+            records = read_work_dir_validations(args.work_dir)
+        except MMExtError as exc:
+            if not sources:
+                raise
+            # a short run may end before its first validation
+            print(f'warning: {exc}; using --metrics only')
+            return sources
+        record = pick_validation(records, args.pick)
         step = record.get('step')
         at = f' @{int(step)}' if step is not None else ''
         for model, ap in classwise_ap(record, classes).items():

@@ -1,6 +1,6 @@
 # The user's seed-004 "solution" applied in one step, as a config_diff example:
 # focal losses in both heads (configs/focal: activation-correct versions) AND
-# pseudo-label thresholds lowered 0.5/0.4/0.4 -> 0.4/0.35/0.35 at once.
+# the user's pseudo-label thresholds 0.4/0.35/0.35 (initial/rpn/cls) at once.
 # `tools/config_diff.py` on the demo config vs this one flags the focal switch
 # and the thresholds changed together with the loss (high risk): two effects
 # that cannot be told apart after training.
