@@ -13,7 +13,7 @@ from mmext.analysis.dataset_check import (check_annotations, check_table,
 from mmext.data import load_coco, load_voc
 from mmext.utils.config import set_data_root
 
-from faults import copy_dataset, edit_json, labeled_json
+from check_dataset_faults import copy_dataset, edit_json, labeled_json
 
 
 def _by_name(results, scope_prefix='train:train_labeled'):

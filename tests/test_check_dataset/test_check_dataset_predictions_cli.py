@@ -14,7 +14,7 @@ from mmext.analysis.predictions import load_detections
 from mmext.data import load_coco
 from mmext.utils import run_cli
 
-from faults import copy_dataset, edit_json, labeled_json
+from check_dataset_faults import copy_dataset, edit_json, labeled_json
 
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 import check_dataset  # noqa: E402

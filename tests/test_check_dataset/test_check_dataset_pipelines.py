@@ -9,7 +9,7 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmext.analysis.homography_check import box_errors, image_agreement, image_mismatch
 from mmext.analysis.pipeline_check import check_pipelines
 
-from faults import insert_student, insert_sup
+from check_dataset_faults import insert_student, insert_sup
 
 SUP = 'train:train_labeled.json/sup'
 STUDENT = 'train:train_unlabeled.json/unsup_student'
