@@ -17,8 +17,8 @@ import os
 from typing import List, Optional
 
 from mmext.analysis.error_breakdown import ERROR_TYPES, error_breakdown
-from mmext.analysis.ground_truth import load_ground_truth
-from mmext.analysis.predictions import load_detections
+from mmext.analysis.ground_truth import (add_prediction_args,
+                                         load_gt_and_detections)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
 from mmext.utils import run_cli
@@ -31,12 +31,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('predictions',
-                        help='mmdet tools/test.py --out .pkl or COCO results .json')
-    parser.add_argument('--gt', help='ground-truth COCO json')
-    parser.add_argument('--config', help='mmdet config: its val set is the '
-                        'ground truth (without --gt) and gives the class order')
-    parser.add_argument('--data-root', help="replaces the config's data root")
+    add_prediction_args(parser)
     parser.add_argument('--out-dir', help='folder for CSV, JSON and the plot')
     return parser.parse_args(argv)
 
@@ -59,8 +54,7 @@ def _print_report(rows, skipped) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    gt = load_ground_truth(args.gt, args.config, args.data_root)
-    dets = load_detections(args.predictions, gt, gt_json=args.gt)
+    gt, dets = load_gt_and_detections(args)
     rows = error_breakdown(gt, dets).rows()
     skipped = dets.skip_counts()
     _print_report(rows, skipped)

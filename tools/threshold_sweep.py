@@ -18,8 +18,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from mmext.analysis.ground_truth import load_ground_truth
-from mmext.analysis.predictions import load_detections
+from mmext.analysis.ground_truth import (add_prediction_args,
+                                         load_gt_and_detections)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
 from mmext.analysis.threshold_sweep import (default_thresholds, images_lost,
@@ -32,12 +32,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('predictions',
-                        help='mmdet tools/test.py --out .pkl or COCO results .json')
-    parser.add_argument('--gt', help='ground-truth COCO json')
-    parser.add_argument('--config', help='mmdet config: its val set is the '
-                        'ground truth (without --gt) and gives the class order')
-    parser.add_argument('--data-root', help="replaces the config's data root")
+    add_prediction_args(parser)
     parser.add_argument('--iou-thr', type=float, default=0.5,
                         help='IoU for a match, one of 0.50:0.05:0.95 (0.5)')
     parser.add_argument('--step', type=float, default=0.05,
@@ -114,8 +109,7 @@ def _write_outputs(result, lost, out_dir: str, plots: bool,
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    gt = load_ground_truth(args.gt, args.config, args.data_root)
-    dets = load_detections(args.predictions, gt, gt_json=args.gt)
+    gt, dets = load_gt_and_detections(args)
     try:
         result = sweep_thresholds(gt, dets, _grid(args), iou_thr=args.iou_thr)
     except ValueError as exc:

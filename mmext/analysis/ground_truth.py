@@ -38,3 +38,29 @@ def load_ground_truth(ann: Optional[str] = None,
     if not loader or 'dataset' not in loader:
         raise MMExtError(f'{config}: no {split}_dataloader.dataset')
     return load_boxes_from_config(cfg, dataset_cfg=loader['dataset'])
+
+
+def add_prediction_args(parser) -> None:
+    """The inputs every prediction tool takes: PREDICTIONS, --gt, --config, --data-root.
+
+    Args:
+        parser: An ``argparse.ArgumentParser``.
+    """
+    parser.add_argument(
+        'predictions',
+        help='mmdet tools/test.py --out .pkl or COCO results .json')
+    parser.add_argument('--gt', help='ground-truth COCO json')
+    parser.add_argument('--config', help='mmdet config: its val set is the '
+                        'ground truth (without --gt) and gives the class order')
+    parser.add_argument('--data-root', help="replaces the config's data root")
+
+
+def load_gt_and_detections(args):
+    """Ground truth and aligned detections from :func:`add_prediction_args`.
+
+    Returns:
+        ``(BoxTable, Detections)``.
+    """
+    from .predictions import load_detections
+    gt = load_ground_truth(args.gt, args.config, args.data_root)
+    return gt, load_detections(args.predictions, gt, gt_json=args.gt)

@@ -1,8 +1,8 @@
 """Fixtures for the diagnosis-tool tests: one real tiny Soft Teacher run.
 
-Training 1 iteration with a teacher/student validation and a test pass gives the real files the tools read: the
-work_dir log (vis_data/scalars.json and the text log), metrics.json and
-mmdet's predictions pickle.
+A teacher/student validation and a test pass of the demo config give the
+real files the tools read: the work_dir log (vis_data/scalars.json and the
+text log), metrics.json and mmdet's predictions pickle.
 """
 import importlib.util
 import json
