@@ -50,6 +50,14 @@ class ShiftBoxesOut(BaseTransform):
         return results
 
 
+@TRANSFORMS.register_module(force=True)
+class RaiseInPipeline(BaseTransform):
+    """Fails on every sample (a transform bug or a corrupt input)."""
+
+    def transform(self, results):
+        raise ValueError('planted failure')
+
+
 def insert_sup(cfg, transform: dict) -> None:
     """Put ``transform`` into the labeled pipeline, just before MultiBranch."""
     pipeline = cfg.train_dataloader.dataset.datasets[0].pipeline

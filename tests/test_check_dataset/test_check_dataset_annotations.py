@@ -158,3 +158,33 @@ def test_neu_det_quirks_match_its_readme(neu_det_root):
     assert difficult == sum(t.count('<difficult>1') for v in texts.values() for t in v)
     assert sum(r.total for r in results if r.name == 'image missing') == 1800
     assert sum(sum(c.values()) for c in counts.values()) + difficult == 4189
+
+
+def test_voc_folder_dataset_reads_parts_and_flags(tmp_path):
+    """VOCFolderDataset: boxes as in the XMLs, interleaved parts, difficult ignored."""
+    import cv2
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    ann, img = tmp_path / 'ann', tmp_path / 'img'
+    ann.mkdir()
+    img.mkdir()
+    for k in range(5):
+        cv2.imwrite(str(img / f'a_{k}.jpg'), np.full((48, 64), 100, np.uint8))
+        (ann / f'a_{k}.xml').write_text(VOC_XML.format(
+            fn=f'a_{k}' if k == 1 else f'a_{k}.jpg', cls='rust', diff=int(k == 2)))
+
+    def build(**kw):
+        ds = DATASETS.build(dict(type='VOCFolderDataset', data_root=str(tmp_path),
+                                 ann_file='ann', data_prefix=dict(img='img'),
+                                 metainfo=dict(classes=('rust', )), pipeline=[], **kw))
+        return [ds.get_data_info(i) for i in range(len(ds))]
+
+    every = build()
+    assert [os.path.basename(d['img_path']) for d in every] == [f'a_{k}.jpg' for k in range(5)]
+    assert all(d['instances'][0]['bbox'] == [4.0, 4.0, 30.0, 20.0] for d in every)
+    assert [d['instances'][0]['ignore_flag'] for d in every] == [0, 0, 1, 0, 0]
+    assert [d['img_id'] for d in build(num_parts=2, parts=[1])] == [1, 3]
+    # filter_empty_gt drops the image whose only box is difficult
+    kept = build(filter_cfg=dict(filter_empty_gt=True))
+    assert [d['img_id'] for d in kept] == [0, 1, 3, 4]

@@ -57,6 +57,10 @@ PLANTED = [
      'DropFirstBox', (SUP, 'boxes follow the recorded homography')),
     ('ShiftBoxesOut', insert_sup, (SUP, 'boxes inside the output image'), 'outside',
      (SUP, 'box count changed outside a filtering transform')),
+    # before MultiBranch: the labeled pipeline's trunk ('main')
+    ('RaiseInPipeline', insert_sup, ('train:train_labeled.json/main', 'pipeline error'),
+     'RaiseInPipeline: ValueError: planted failure',
+     (STUDENT, 'boxes follow the recorded homography')),
 ]
 
 
