@@ -83,14 +83,31 @@ def _rows_from_mmdet_pickle(path: str, rows: Dict[str, list]) -> None:
             raise MMExtError(f"{path}: result {n} has no 'img_id' and "
                              "'pred_instances' (not mmdet's --out format)")
         pred = res['pred_instances']
-        boxes = _to_numpy(pred['bboxes']).reshape(-1, 4).astype(np.float64)
-        scores = _to_numpy(pred['scores']).reshape(-1).astype(np.float64)
-        labels = _to_numpy(pred['labels']).reshape(-1).astype(np.int64)
+        try:
+            boxes = _to_numpy(pred['bboxes']).reshape(-1, 4).astype(
+                np.float64)
+            scores = _to_numpy(pred['scores']).reshape(-1).astype(np.float64)
+            labels = _to_numpy(pred['labels']).reshape(-1).astype(np.int64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MMExtError(f'{path}: result {n} (img_id {res["img_id"]}): '
+                             'pred_instances needs bboxes (N, 4), scores and '
+                             f'labels ({type(exc).__name__}: {exc})') from None
+        if not len(boxes) == len(scores) == len(labels):
+            raise MMExtError(f'{path}: result {n}: {len(boxes)} bboxes, '
+                             f'{len(scores)} scores, {len(labels)} labels')
         rows['image_id'].extend([res['img_id']] * len(scores))
         rows['label'].extend(labels.tolist())
         rows['score'].extend(scores.tolist())
         for k, name in enumerate(('x1', 'y1', 'x2', 'y2')):
             rows[name].extend(boxes[:, k].tolist())
+
+
+def _float(value) -> float:
+    """A number as float; anything else (None, text) as NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float('nan')
 
 
 def _rows_from_coco_results(path: str, rows: Dict[str, list],
@@ -104,11 +121,15 @@ def _rows_from_coco_results(path: str, rows: Dict[str, list],
         bbox = det.get('bbox') if isinstance(det, dict) else None
         if not (isinstance(bbox, list) and len(bbox) == 4):
             raise MMExtError(f'{path}: result {n} has no bbox [x, y, w, h]')
-        x, y, w, h = (float(v) for v in bbox)
-        rows['image_id'].append(det.get('image_id'))
+        # non-numbers become NaN and are skipped as such by _validate
+        x, y, w, h = (_float(v) for v in bbox)
+        image_id = det.get('image_id')
+        rows['image_id'].append(image_id if isinstance(image_id, int) else None)
         # -1 marks a category the ground truth does not know.
-        rows['label'].append(cat_to_label.get(det.get('category_id'), -1))
-        rows['score'].append(float(det.get('score', np.nan)))
+        cat = det.get('category_id')
+        rows['label'].append(
+            cat_to_label.get(cat, -1) if isinstance(cat, int) else -1)
+        rows['score'].append(_float(det.get('score')))
         rows['x1'].append(x)
         rows['y1'].append(y)
         rows['x2'].append(x + w)

@@ -8,7 +8,7 @@ from analysis_fixtures import load_tool
 from mmext.analysis.class_efficiency import class_efficiency, status_word
 from mmext.analysis.metrics_reader import (classwise_ap, pick_validation,
                                            read_work_dir_validations)
-from mmext.utils import run_cli
+from mmext.utils import MMExtError, run_cli
 
 # The user's numbers (seed 004): training boxes and COCO AP per class.
 SEED_COUNTS = dict(Severe_Rust=1343, Chipped=933, Broken=787, Tip_Wear=920,
@@ -125,3 +125,13 @@ def test_missing_inputs_are_one_line(tmp_path, capsys):
             run_cli(tool.main, argv)
         assert exc.value.code == 2
         assert capsys.readouterr().err.strip().count('\n') == 0
+
+
+def test_pick_last_or_best_validation():
+    records = [{'teacher/coco/bbox_mAP': 0.2, 'step': 400},
+               {'teacher/coco/bbox_mAP': 0.3, 'step': 800},
+               {'teacher/coco/bbox_mAP': 0.25, 'step': 1200}]
+    assert pick_validation(records)['step'] == 1200
+    assert pick_validation(records, 'best')['step'] == 800
+    with pytest.raises(MMExtError):
+        pick_validation(records, 'best', 'nope/key')

@@ -190,6 +190,10 @@ def test_cli_counts_and_skips_bad_predictions(tmp_path, capsys):
            (2, 2, 10, 10, 0, 20, 0.5)]            # degenerate box
     gt_path = coco_gt(images, anns, tmp_path / 'gt.json')
     res = coco_results(good + bad, tmp_path / 'res.json')
+    raw = json.loads(open(res).read())
+    raw.append(dict(image_id=1, category_id=1, bbox=[1, 1, 5, 5],
+                    score='high'))  # not a number
+    open(res, 'w').write(json.dumps(raw))
     tool = load_tool('threshold_sweep')
     out_dir = tmp_path / 'out'
     assert tool.main([res, '--gt', gt_path, '--out-dir', str(out_dir),
@@ -198,7 +202,7 @@ def test_cli_counts_and_skips_bad_predictions(tmp_path, capsys):
     report = json.loads((out_dir / 'sweep.json').read_text())
     assert report['skipped_detections'] == {
         'unknown image id': 1, 'unknown category': 1,
-        'NaN or infinite score': 1, 'score outside [0, 1]': 1,
+        'NaN or infinite score': 2, 'score outside [0, 1]': 1,
         'degenerate box (width or height <= 0)': 1}
     assert 'skipped 1 detections: unknown image id' in text
     row = [r for r in report['sweep']
@@ -219,6 +223,19 @@ def test_cli_bad_file_is_one_line(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.strip().count('\n') == 0 and str(bad) in err
+
+
+def test_malformed_mmdet_pickle_is_one_line(tmp_path, capsys):
+    gt = coco_gt([(1, 10, 10)], [], tmp_path / 'gt.json')
+    bad = tmp_path / 'nolabels.pkl'
+    with open(bad, 'wb') as f:
+        pickle.dump([dict(img_id=1, pred_instances=dict(
+            bboxes=torch.zeros(1, 4), scores=torch.ones(1)))], f)
+    with pytest.raises(SystemExit) as exc:
+        run_cli(load_tool('threshold_sweep').main, [str(bad), '--gt', gt])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert 'labels' in err and err.strip().count('\n') == 0
 
 
 def test_mmdet_pickle_from_a_real_run(demo_eval_run, tmp_path):
