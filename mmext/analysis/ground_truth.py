@@ -63,4 +63,8 @@ def load_gt_and_detections(args):
     """
     from .predictions import load_detections
     gt = load_ground_truth(args.gt, args.config, args.data_root)
+    if args.predictions.endswith(('.pkl', '.pickle')) and not args.config:
+        # mmdet's labels index the config's metainfo classes, not the json
+        print('note: without --config, pickle labels are read in the order '
+              f'of {args.gt} categories by id: {", ".join(gt.class_names)}')
     return gt, load_detections(args.predictions, gt, gt_json=args.gt)
