@@ -3,8 +3,6 @@ import csv
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from helpers import ROOT
 from mmext.hooks.pseudo_label_record import tally_record
 from mmext.hooks.pseudo_label_tally import (ALL_STAGES, ImageGT,
                                             PseudoLabelTally, tally_image)
+from mmext.utils import run_cli
 
 NAMES = ['Severe_Rust', 'Broken']
 THR = {'initial': 0.5, 'rpn': 0.4, 'cls': 0.4, 'reg': 0.02}
@@ -52,12 +51,6 @@ def load_tool():
     return module
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, 'tools/plot_pseudo_stats.py',
-                           *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-
-
 def test_tool_tables_files_and_thresholds(tmp_path, capsys):
     write_run(str(tmp_path))
     tool = load_tool()
@@ -93,13 +86,20 @@ def test_tool_tables_files_and_thresholds(tmp_path, capsys):
     assert 'Example:' in capsys.readouterr().out
 
 
-def test_tool_bad_input(tmp_path):
-    proc = run_tool(str(tmp_path))
-    assert proc.returncode == 2
-    assert 'pseudo_label_stats.jsonl' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+def run_cli_in_process(capsys, *args):
+    """The tool's exit code and stderr, through run_cli as from a shell."""
+    with pytest.raises(SystemExit) as exc:
+        run_cli(load_tool().main, list(args))
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_tool_bad_input(tmp_path, capsys):
+    code, err = run_cli_in_process(capsys, str(tmp_path))
+    assert code == 2 and 'pseudo_label_stats.jsonl' in err
+    assert 'Traceback' not in err and len(err.strip().splitlines()) == 1
     bad = tmp_path / 'pseudo_label_stats.jsonl'
     bad.write_text('{"iter": 3}\n')
-    proc = run_tool(str(tmp_path))
-    assert proc.returncode == 2 and ':1: not a pseudo-label record' in \
-        proc.stderr
+    code, err = run_cli_in_process(capsys, str(tmp_path))
+    assert code == 2 and ':1: not a pseudo-label record' in err
+    code, err = run_cli_in_process(capsys, str(tmp_path), '--window', '0')
+    assert code == 2 and '--window' in err
