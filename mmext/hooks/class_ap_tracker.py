@@ -255,9 +255,8 @@ def write_history_csv(history: Sequence[dict], path: str) -> None:
         history: Records ``{'iter', 'model', 'mAP', 'classes'}``.
         path: Output CSV file.
     """
-    classes: List[str] = []
-    for h in history:
-        classes += [c for c in h['classes'] if c not in classes]
+    from mmext.viz.monitor_plots import ordered_union
+    classes = ordered_union(h['classes'] for h in history)
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['iter', 'model', 'mAP'] + classes)

@@ -3,7 +3,7 @@
 Each function takes plain data (lists/dicts as the hooks write them) and
 returns a matplotlib Figure; the caller saves or embeds it.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -54,21 +54,16 @@ def plot_losses_with_band(losses: Dict[str, Series], window: int = 10,
         ax.plot(steps, mean, color=line.get_color(), lw=1.5, label=name)
         ax.fill_between(steps, mean - std, mean + std,
                         color=line.get_color(), alpha=0.2)
-    ax.set_xlabel('iteration')
-    ax.set_ylabel('loss')
-    ax.set_title(f'losses: rolling mean +- std over {window} logged points')
-    ax.legend(fontsize=7, ncol=3)
+    _label(ax, 'loss', f'losses: rolling mean +- std over {window} logged '
+           'points', ncol=3)
     if cv:
         ax = axes[1][0]
         for name, (steps, values) in sorted(cv.items()):
             ax.plot(steps, np.asarray(values) * 100, label=name)
         ax.axhline(cv_thr * 100, color='red', ls='--',
                    label=f'target {cv_thr:.0%}')
-        ax.set_xlabel('iteration')
-        ax.set_ylabel('CV (%)')
-        ax.set_title('coefficient of variation over the LossStabilityHook '
-                     'window')
-        ax.legend(fontsize=7, ncol=3)
+        _label(ax, 'CV (%)', 'coefficient of variation over the '
+               'LossStabilityHook window', ncol=3)
     fig.tight_layout()
     return fig
 
@@ -86,9 +81,7 @@ def plot_class_ap_progression(history: Sequence[dict],
                              squeeze=False)
     for ax, model in zip(axes[0], models):
         mine = [h for h in history if h['model'] == model]
-        classes: List[str] = []
-        for h in mine:
-            classes += [c for c in h['classes'] if c not in classes]
+        classes = ordered_union(h['classes'] for h in mine)
         steps = [h['iter'] for h in mine]
         for name in classes:
             values = [_nan(h['classes'].get(name)) for h in mine]
@@ -96,10 +89,7 @@ def plot_class_ap_progression(history: Sequence[dict],
                     lw=2.5 if name in watch_classes else 1, label=name)
         ax.plot(steps, [_nan(h['mAP']) for h in mine], 'k--', marker='s',
                 label='mAP')
-        ax.set_xlabel('iteration')
-        ax.set_ylabel('AP@[.5:.95]')
-        ax.set_title(f'per-class AP: {model or "model"}')
-        ax.legend(fontsize=7)
+        _label(ax, 'AP@[.5:.95]', f'per-class AP: {model or "model"}')
     fig.tight_layout()
     return fig
 
@@ -116,9 +106,7 @@ def plot_anchor_stats(records: Sequence[dict]) -> Figure:
                              figsize=(6 * max(len(stages), 1), 7),
                              squeeze=False)
     for col, stage in enumerate(stages):
-        classes: List[str] = []
-        for r in records:
-            classes += [c for c in r.get(stage, {}) if c not in classes]
+        classes = ordered_union(r.get(stage, {}) for r in records)
         steps = [r.get('iter') for r in records]
         for row, field, label in ((0, 'pos_per_gt', 'positives per GT box'),
                                   (1, 'no_pos_share',
@@ -129,10 +117,7 @@ def plot_anchor_stats(records: Sequence[dict]) -> Figure:
                           for r in records]
                 ax.plot(steps, values, marker='.', label=name,
                         lw=2 if name == 'all' else 1)
-            ax.set_xlabel('iteration')
-            ax.set_ylabel(label)
-            ax.set_title(f'{stage.upper()}: {label}')
-            ax.legend(fontsize=7)
+            _label(ax, label, f'{stage.upper()}: {label}')
     fig.tight_layout()
     return fig
 
@@ -161,12 +146,29 @@ def plot_pseudo_label_stats(records: Sequence[dict]) -> Figure:
                     ys.append(_nan(value))
         for name, (xs, ys) in sorted(lines.items()):
             ax.plot(xs, ys, marker='.', label=name)
-        ax.set_xlabel('iteration')
-        ax.set_ylabel(field)
-        ax.set_title(f'pseudo labels: {field}')
-        ax.legend(fontsize=6, ncol=2)
+        _label(ax, field, f'pseudo labels: {field}', ncol=2)
     fig.tight_layout()
     return fig
+
+
+def ordered_union(keyed: Iterable[Iterable[str]]) -> List[str]:
+    """The keys of several dicts (or lists), each once, in first-seen order.
+
+    Args:
+        keyed: E.g. the ``classes`` dicts of successive validations.
+    """
+    seen: Dict[str, None] = {}
+    for keys in keyed:
+        seen.update(dict.fromkeys(keys))
+    return list(seen)
+
+
+def _label(ax, ylabel: str, title: str, ncol: int = 1) -> None:
+    """The x axis is always the training iteration."""
+    ax.set_xlabel('iteration')
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=ncol)
 
 
 def _nan(value) -> float:

@@ -1,5 +1,6 @@
 """Run report: reading a work_dir, the HTML, the CLI, and a Chromium look."""
 import base64
+import importlib.util
 import json
 import os
 import re
@@ -131,14 +132,18 @@ def test_missing_parts_are_left_out(tmp_path, work_dir):
         load_run(str(tmp_path / 'absent'))
 
 
-def test_cli_bad_input_is_one_line(tmp_path):
+def test_cli_bad_input_is_one_line(tmp_path, capsys):
     from helpers import ROOT
-    import sys
-    proc = subprocess.run([sys.executable, 'tools/report.py',
-                           str(tmp_path / 'absent')], cwd=ROOT,
-                          capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count('\n') == 0 and 'absent' in proc.stderr
+    from mmext.utils import run_cli
+    spec = importlib.util.spec_from_file_location(
+        'report_tool', os.path.join(ROOT, 'tools', 'report.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tool.main, [str(tmp_path / 'absent')])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().count('\n') == 0 and 'absent: not a folder' in err
 
 
 def test_chromium_renders_the_report(work_dir, tmp_path):
