@@ -8,16 +8,15 @@ Example:
 Reads WORK_DIR/<timestamp>/vis_data/scalars.json and the log, and the files
 of mmext's monitors (class_ap_history.json, anchor_match_stats.jsonl,
 pseudo_label_stats.jsonl) when present. Writes WORK_DIR/report/report.html
-(plots embedded as PNG) and report/warnings.json, and prints the loss
-stability table and the warnings.
+(plots embedded as PNG), report/warnings.json and report/stability.csv, and
+prints the loss stability table and the warnings.
 """
 import argparse
-import json
 import os
 from typing import List, Optional
 
-from mmext.analysis.report import format_table
-from mmext.analysis.run_report import load_run, render_html, stability_table
+from mmext.analysis.report import format_table, write_csv, write_json
+from mmext.analysis.run_report import load_run, stability_table, write_report
 from mmext.utils import run_cli
 
 
@@ -36,14 +35,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     data = load_run(args.work_dir)
-    out = args.out or os.path.join(args.work_dir, 'report', 'report.html')
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, 'w', encoding='utf-8') as f:
-        f.write(render_html(data, args.band_window, args.cv_thr))
-    warnings_path = os.path.join(os.path.dirname(os.path.abspath(out)), 'warnings.json')
-    with open(warnings_path, 'w', encoding='utf-8') as f:
-        json.dump(data.warnings, f, indent=1)
+    out = write_report(data, args.out, args.band_window, args.cv_thr)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    warnings_path = write_json(data.warnings, os.path.join(out_dir, 'warnings.json'))
     rows = stability_table(data)
+    write_csv(rows, os.path.join(out_dir, 'stability.csv'),
+              ['loss', 'last', 'mean', 'std', 'cv'])
     if rows:
         print(format_table(rows, ['loss', 'last', 'mean', 'std', 'cv'],
                            ['loss', 'last', 'mean(last 10)', 'std(last 10)', 'CV (hook)'], 4))
@@ -54,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for w in data.warnings[-20:]:
             it = '-' if w['iter'] is None else w['iter']
             print(f"{w['time']:19}  {it:>6}  {w['message'][:110]}")
-    print(f'\nreport: {out}\nwarnings: {warnings_path}')
+    print(f'\nreport: {out}\nwarnings: {warnings_path}\nstability: {out_dir}/stability.csv')
     return 0
 
 

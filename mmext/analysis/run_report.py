@@ -311,19 +311,22 @@ def _table(rows: List[dict]) -> str:
     return f'<table><tr>{head}</tr>{body}</table>'
 
 
-def write_report(work_dir: str, out_path: Optional[str] = None) -> str:
-    """Read ``work_dir`` and write its HTML report.
+def write_report(data: RunData, out_path: Optional[str] = None,
+                 band_window: int = 10, cv_thr: float = 0.03) -> str:
+    """Write the HTML report of what :func:`load_run` read.
 
     Args:
-        work_dir: The run's work_dir.
+        data: The run.
         out_path: Output file; default ``<work_dir>/report/report.html``.
+        band_window: See :func:`render_html`.
+        cv_thr: See :func:`render_html`.
 
     Returns:
         The path written.
     """
-    data = load_run(work_dir)
-    out_path = out_path or os.path.join(work_dir, 'report', 'report.html')
+    out_path = out_path or os.path.join(data.work_dir, 'report',
+                                        'report.html')
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, 'w') as f:
-        f.write(render_html(data))
+    with open(out_path, 'w', encoding='utf-8') as f:
+        f.write(render_html(data, band_window, cv_thr))
     return out_path

@@ -151,7 +151,7 @@ def test_chromium_renders_the_report(work_dir, tmp_path):
     if browser is None:
         pytest.skip('chromium not installed (Debian: apt-get install '
                     'chromium); the report was checked by screenshot once')
-    html_path = write_report(work_dir)
+    html_path = write_report(load_run(work_dir))
     shot = str(tmp_path / 'shot.png')
     subprocess.run(
         [browser, '--headless', '--no-sandbox', '--disable-gpu',
