@@ -185,3 +185,18 @@ def test_safe_hook_disables_after_one_failure():
     hook.after_train_iter(None, 1)
     assert hook.disabled and _Broken.calls == 1
     assert "after_train_iter: KeyError: 'sup_loss_cls'" in hook.failure
+
+
+def test_anchor_state_round_trip():
+    from mmext.hooks import AnchorMatchStatsHook
+    hook = AnchorMatchStatsHook(interval=5)
+    hook.class_names = ['a', 'b']
+    hook._reset()
+    accumulate(hook.tables['rpn'], torch.tensor([0, 1, 1]),
+               torch.tensor([3, 0, 2]))
+    checkpoint = {}
+    hook.before_save_checkpoint(None, checkpoint)
+    restored = AnchorMatchStatsHook(interval=5)
+    restored.after_load_checkpoint(None, checkpoint)
+    assert restored.class_names == ['a', 'b']
+    assert restored.tables['rpn'].tolist() == [[1, 3, 0], [2, 2, 1]]
