@@ -126,6 +126,7 @@ class AnchorMatchStatsHook(SafeHook):
         self._pending_labels: Optional[List[torch.Tensor]] = None
         self._image_idx = {stage: 0 for stage in STAGES}
         self._restore: List[tuple] = []
+        self._local_error: Optional[str] = None
 
     # lifecycle --------------------------------------------------------------
     def before_train(self, runner) -> None:
@@ -151,9 +152,19 @@ class AnchorMatchStatsHook(SafeHook):
         """Every ``interval`` iterations: reduce, log, write, reset."""
         if (runner.iter + 1) % self.interval:
             return
-        stacked = torch.stack([self.tables[s] for s in STAGES])
-        # All ranks reach this all_reduce before anything that may fail.
+        stacked = torch.cat([torch.stack([self.tables[s] for s in STAGES])
+                             .flatten(),
+                             torch.tensor([float(bool(self._local_error))],
+                                          dtype=torch.float64)])
+        # All ranks reach this all_reduce before anything that may fail, and
+        # a counting failure on any rank travels with it: every rank then
+        # disables the hook together (a rank alone would leave the others
+        # waiting in the next all_reduce).
         dist.all_reduce(stacked, op='sum')
+        if stacked[-1] > 0:
+            raise RuntimeError(self._local_error or
+                               'assign counting failed on another rank')
+        stacked = stacked[:-1].view(len(STAGES), -1, NUM_FIELDS)
         summary = summarize(dict(zip(STAGES, stacked)), self.class_names)
         record = dict(iter=runner.iter + 1, **summary)
         for stage, per_class in summary.items():
@@ -233,11 +244,15 @@ class AnchorMatchStatsHook(SafeHook):
 
         def assign_with_counting(pred_instances, gt_instances, *a, **kw):
             result = original(pred_instances, gt_instances, *a, **kw)
-            if hook._pending_labels is not None and not hook.disabled:
+            if (hook._pending_labels is not None and not hook.disabled
+                    and not hook._local_error):
                 try:
                     hook._count(stage, result, len(gt_instances))
                 except Exception as error:  # noqa: BLE001 - see SafeHook
-                    hook.disable(f'{stage} assign', error)
+                    # reported at the next interval, on all ranks at once
+                    hook._local_error = (f'{stage} assign counting on rank '
+                                         f'{dist.get_rank()}: '
+                                         f'{type(error).__name__}: {error}')
             return result
 
         return assign_with_counting
