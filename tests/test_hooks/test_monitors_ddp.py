@@ -32,7 +32,11 @@ class MonitorProbeBefore(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
-        tables = _find(runner, 'AnchorMatchStatsHook').tables
+        anchor_hook = _find(runner, 'AnchorMatchStatsHook')
+        tables = anchor_hook.tables
+        if runner.iter == 2 and dist.get_rank() == 1:
+            # injected failure, on one rank only, in iteration 4's counting
+            anchor_hook._count = _fail
         _write(runner, dict(kind='before', iter=runner.iter + 1,
                             loss=float(outputs['loss']),
                             rpn=tables['rpn'].sum(0).tolist(),
@@ -48,7 +52,12 @@ class MonitorProbeAfter(Hook):
                          outputs=None):
         history = _find(runner, 'LossStabilityHook').history['loss']
         _write(runner, dict(kind='after', iter=runner.iter + 1,
-                            loss=history[-1]))
+                            loss=history[-1], anchor_disabled=_find(
+                                runner, 'AnchorMatchStatsHook').disabled))
+
+
+def _fail(*args, **kwargs):
+    raise RuntimeError('injected on rank 1')
 
 
 def _write(runner, record):
@@ -112,7 +121,7 @@ def test_anchor_counts_are_summed_over_ranks(ddp_run):
     ranks = [_read(os.path.join(ddp_run, f'probe_rank{r}.jsonl'))
              for r in range(2)]
     records = _read(os.path.join(ddp_run, 'anchor_match_stats.jsonl'))
-    assert [r['iter'] for r in records] == [2, 4]  # rank 0 writes, once
+    assert [r['iter'] for r in records] == [2]  # rank 0 writes, once
     for record in records:
         for stage in ('rpn', 'rcnn'):
             num_gts, positives, none = [
@@ -123,3 +132,13 @@ def test_anchor_counts_are_summed_over_ranks(ddp_run):
             assert row['num_gts'] == num_gts > 0
             assert row['pos_per_gt'] == pytest.approx(positives / num_gts)
             assert row['no_pos_share'] == pytest.approx(none / num_gts)
+
+
+def test_failure_on_one_rank_disables_the_hook_on_both(ddp_run):
+    """Rank 1's counting fails in iteration 4; at that interval's all_reduce
+    both ranks switch the hook off, and training ends (no deadlock)."""
+    for rank in range(2):
+        after = {x['iter']: x['anchor_disabled'] for x in _read(
+            os.path.join(ddp_run, f'probe_rank{rank}.jsonl'))
+            if x['kind'] == 'after'}
+        assert after == {1: False, 2: False, 3: False, 4: True}
