@@ -298,11 +298,14 @@ custom_hooks = [
     dict(type='ClassAPTrackerHook', watch_classes=['Severe_Rust', 'Chipped'],
          max_map_drop=0.05, max_other_drop=0.01),
     dict(type='AnchorMatchStatsHook', interval=40),
-    # Stopping on the mAP is mmengine's own hook (patience in validations);
-    # add save_best='teacher/coco/bbox_mAP' to the CheckpointHook to keep the
-    # best weights.
-    dict(type='EarlyStoppingHook', monitor='teacher/coco/bbox_mAP',
-         rule='greater', min_delta=0.001, patience=5),
+    # Stopping on the mAP is mmengine's own hook (patience in validations),
+    # keeping the best weights is CheckpointHook(save_best=
+    # 'teacher/coco/bbox_mAP', rule='greater'). Not on here: EarlyStoppingHook
+    # builds the train loop (and its dataloader) in before_run, also for
+    # tools/test.py, and fails where a config has no train loop. For a long
+    # training run add:
+    # dict(type='EarlyStoppingHook', monitor='teacher/coco/bbox_mAP',
+    #      rule='greater', min_delta=0.001, patience=5),
 ]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 # Multi-process on CPU: DDP without device ids; unsup losses may skip params.
