@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmext-installed
 DEMO := work_dirs/demo
 DEMO_CFG := configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py
-DEMO_ITERS ?= 1200
+DEMO_ITERS ?= 800
 PYTEST_ARGS ?=
 
 .PHONY: install demo test clean-demo

@@ -230,7 +230,10 @@ train_dataloader = dict(
     batch_size=batch_size,
     num_workers=1,
     persistent_workers=True,
-    sampler=dict(type='GroupMultiSourceSampler', batch_size=batch_size, source_ratio=[1, 2]),
+    # 2 labeled : 1 unlabeled per batch. From random init the teacher needs the
+    # supervised signal first: with 1:2 the teacher mAP after 400 iterations
+    # was 0.013, with 2:1 0.146 (demo data, seed 0).
+    sampler=dict(type='GroupMultiSourceSampler', batch_size=batch_size, source_ratio=[2, 1]),
     dataset=dict(type='ConcatDataset', datasets=[labeled_dataset, unlabeled_dataset]))
 val_dataloader = dict(
     _delete_=True,
@@ -259,14 +262,14 @@ val_evaluator = dict(
     backend_args=backend_args)
 test_evaluator = val_evaluator
 
-max_iters = 1200
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=400)
+max_iters = 800
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
 val_cfg = dict(type='TeacherStudentValLoop')
 test_cfg = dict(type='TestLoop')
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False,
-         milestones=[900], gamma=0.1),
+         milestones=[600], gamma=0.1),
 ]
 optim_wrapper = dict(
     type='OptimWrapper',
