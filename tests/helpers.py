@@ -1,5 +1,6 @@
 """Helpers for tests: the demo config shrunk to seconds per run."""
 import os
+import uuid
 
 from mmengine.config import Config
 
@@ -54,4 +55,10 @@ def tiny_semi_config(data_root: str, work_dir: str, max_iters: int = 4,
     cfg.default_hooks.checkpoint.interval = max_iters
     cfg.default_hooks.logger.interval = 1
     cfg.log_level = 'WARNING'
+    # mmengine keeps one logger, MessageHub and visualizer per name, and names
+    # them after the start second: several runners in one test process would
+    # share them (and write scalars.json into the first run's folder).
+    run_name = f'test_{uuid.uuid4().hex[:12]}'
+    cfg.experiment_name = run_name
+    cfg.visualizer.name = run_name
     return cfg
