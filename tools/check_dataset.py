@@ -22,7 +22,7 @@ from mmengine.config import DictAction
 
 from mmext.analysis.dataset_check_report import format_report, run_dataset_checks
 from mmext.utils import run_cli
-from mmext.utils.config import load_config, set_data_root
+from mmext.utils.config import load_config
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -50,11 +50,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    cfg = load_config(args.config, args.cfg_options, args.data_root)
     report = run_dataset_checks(
         cfg, args.out_dir, num_samples=args.num_samples, seed=args.seed,
         num_drawn=args.num_drawn, predictions=args.predictions,

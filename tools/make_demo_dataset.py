@@ -5,7 +5,6 @@ Example:
     python tools/make_demo_dataset.py --out work_dirs/demo/data --seed 0
 """
 import argparse
-import sys
 from typing import List, Optional
 
 from mmext.data.demo_dataset import make_demo_dataset

@@ -36,10 +36,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if not os.path.isfile(args.checkpoint):
         raise MMExtError(f'{args.checkpoint}: no such checkpoint')
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    prepare_config(cfg, args.work_dir, args.data_root, launcher=args.launcher,
+    cfg = load_config(args.config, args.cfg_options, args.data_root)
+    prepare_config(cfg, args.work_dir, launcher=args.launcher,
                    load_from=args.checkpoint)
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):

@@ -36,10 +36,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    prepare_config(cfg, args.work_dir, args.data_root, args.max_iters,
+    cfg = load_config(args.config, args.cfg_options, args.data_root)
+    prepare_config(cfg, args.work_dir, None, args.max_iters,
                    args.launcher, args.resume, args.load_from)
     runner = build_runner(cfg)
     runner.train()

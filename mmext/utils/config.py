@@ -14,21 +14,36 @@ DATASET_WRAPPERS = ('ConcatDataset', 'RepeatDataset', 'ClassBalancedDataset',
                     'MultiImageMixDataset')
 
 
-def load_config(path: Union[str, Config]) -> Config:
+def load_config(path: Union[str, Config],
+                cfg_options: Optional[dict] = None,
+                data_root: Optional[str] = None) -> Config:
     """Load an mmdet config (.py, .yaml, .json) or pass a Config through.
+
+    Args:
+        path: Config file, or an already loaded Config.
+        cfg_options: ``--cfg-options`` overrides (mmengine's DictAction).
+        data_root: Dataset folder for every dataset and evaluator
+            (see :func:`set_data_root`).
 
     Raises:
         MMExtError: the file is missing or does not parse.
     """
     if isinstance(path, Config):
-        return path
-    if not os.path.isfile(path):
+        cfg = path
+    elif not os.path.isfile(path):
         raise MMExtError(f'{path}: no such config file')
-    try:
-        return Config.fromfile(path)
-    except Exception as exc:  # mmengine raises many types for a bad config
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise MMExtError(f'{path}: cannot load config ({type(exc).__name__}: {msg})') from None
+    else:
+        try:
+            cfg = Config.fromfile(path)
+        except Exception as exc:  # mmengine raises many types for a bad config
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise MMExtError(
+                f'{path}: cannot load config ({type(exc).__name__}: {msg})') from None
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if data_root:
+        set_data_root(cfg, data_root)
+    return cfg
 
 
 def detector_cfg(model_cfg: dict) -> dict:

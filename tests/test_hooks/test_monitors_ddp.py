@@ -7,16 +7,13 @@ checks the reduction against the per-rank records.
 """
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
 from mmdet.registry import HOOKS
 from mmengine import dist
 from mmengine.hooks import Hook
 
-from helpers import ROOT, tiny_semi_config
+from helpers import ROOT, run_torchrun_training, tiny_semi_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -66,12 +63,6 @@ def _write(runner, record):
         f.write(json.dumps(record) + '\n')
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _read(path):
     with open(path) as f:
         return [json.loads(line) for line in f]
@@ -89,16 +80,8 @@ def ddp_run(tiny_demo_root, tmp_path_factory):
         dict(type='LossStabilityHook', window=2),
         dict(type='AnchorMatchStatsHook', interval=2),
         dict(type='MonitorProbeBefore'), dict(type='MonitorProbeAfter')]
-    cfg_path = str(tmp / 'cfg.py')
-    cfg.dump(cfg_path)
-    env = dict(os.environ, OMP_NUM_THREADS='1',
-               PYTHONPATH=os.pathsep.join([HERE, os.path.join(ROOT, 'tests'),
-                                           os.environ.get('PYTHONPATH', '')]))
-    proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={_free_port()}', 'tools/train.py', cfg_path,
-         '--launcher', 'pytorch', '--work-dir', work_dir],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_torchrun_training(cfg, str(tmp / 'cfg.py'), work_dir,
+                                 pythonpath=(HERE, os.path.join(ROOT, 'tests')))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return work_dir
 

@@ -1,5 +1,4 @@
 """The monitors inside real Soft Teacher training: logs, files, resume, NaN."""
-import glob
 import importlib.util
 import json
 import os
@@ -9,7 +8,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from helpers import ROOT, tiny_semi_config
+from helpers import ROOT, read_log_text, read_scalars, tiny_semi_config
 from mmext.engine import build_runner
 from mmext.hooks import (AnchorMatchStatsHook, ClassAPTrackerHook,
                          LossStabilityHook)
@@ -35,23 +34,6 @@ def _config(root, work_dir, max_iters, val_interval=0, ckpt_interval=2):
 
 def _hook(runner, cls):
     return next(h for h in runner.hooks if isinstance(h, cls))
-
-
-def _log_text(work_dir):
-    text = ''
-    for path in sorted(glob.glob(os.path.join(work_dir, '*', '*.log'))):
-        with open(path) as f:
-            text += f.read()
-    return text
-
-
-def _scalars(work_dir):
-    rows = []
-    for path in sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data',
-                                              'scalars.json'))):
-        with open(path) as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
 
 
 @pytest.fixture(scope='module')
@@ -96,7 +78,7 @@ def test_class_ap_history_survives_resume(resumed_run):
     with open(os.path.join(work_dir, 'class_ap_history.json')) as f:
         assert json.load(f)['history'] == hook.history
     # the values equal what mmengine itself logged for the same validation
-    logged = [r for r in _scalars(work_dir)
+    logged = [r for r in read_scalars(work_dir)
               if 'teacher/coco/Severe_Rust_precision' in r]
     assert [r['step'] for r in logged] == [2, 4]
     for record, row in zip(teacher, logged):
@@ -184,7 +166,7 @@ def test_nan_weights_stop_before_a_poisoned_checkpoint(tiny_demo_root,
                        weights_only=False)['state_dict']
     assert all(torch.isfinite(v).all() for v in state.values()
                if v.is_floating_point())
-    assert 'non-finite loss' in _log_text(work_dir)
+    assert 'non-finite loss' in read_log_text(work_dir)
 
 
 def test_nan_loss_with_finite_weights_stops_with_final_checkpoint(
@@ -205,7 +187,7 @@ def test_nan_loss_with_finite_weights_stops_with_final_checkpoint(
     assert os.path.isfile(os.path.join(work_dir, 'iter_2.pth'))
     anchor_hook = _hook(runner, AnchorMatchStatsHook)
     assert anchor_hook.disabled and 'injected failure' in anchor_hook.failure
-    log = _log_text(work_dir)
+    log = read_log_text(work_dir)
     assert log.count('AnchorMatchStatsHook disabled') == 1
     assert 'training stopped with a final checkpoint' in log
     assert 'assign' not in vars(runner.model.student.rpn_head.assigner)

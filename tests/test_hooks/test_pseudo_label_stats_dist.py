@@ -13,25 +13,15 @@ Two checks on the same 4 unlabeled images, each seen twice:
   ``reg`` stage is left out of this comparison: Soft Teacher's box jitter
   draws from torch's global RNG, which differs between the two runs.
 """
-import os
 import os.path as osp
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import ROOT, tiny_semi_config
+from helpers import run_torchrun_training, tiny_semi_config
 from mmext.engine import build_runner
 
 SCORE_STAGES = ('raw', 'initial', 'rpn', 'cls')
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def fixed_teacher_cfg(root, work_dir, max_iters):
@@ -83,14 +73,7 @@ def hist_totals(records, stages):
 def test_two_processes_sum_like_one(four_image_root, tmp_path):
     work2 = str(tmp_path / 'two')
     cfg = fixed_teacher_cfg(four_image_root, work2, max_iters=2)
-    cfg_path = str(tmp_path / 'cfg.py')
-    cfg.dump(cfg_path)
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={_free_port()}', 'tools/train.py', cfg_path,
-         '--launcher', 'pytorch', '--work-dir', work2],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_torchrun_training(cfg, str(tmp_path / 'cfg.py'), work2)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     main = read(osp.join(work2, 'pseudo_label_stats.jsonl'))
     ranks = [read(osp.join(work2, f'pseudo_label_stats_rank{r}.jsonl'))

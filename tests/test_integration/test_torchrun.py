@@ -1,32 +1,16 @@
 """The demo config trains under torchrun with 2 processes (gloo on CPU)."""
 import os
-import socket
-import subprocess
-import sys
 
 import torch
 
-from helpers import ROOT, tiny_semi_config
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+from helpers import run_torchrun_training, tiny_semi_config
 
 
 def test_two_process_training(tiny_demo_root, tmp_path):
     work_dir = str(tmp_path / 'ddp')
     cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=3)
     cfg.log_level = 'INFO'
-    cfg_path = str(tmp_path / 'cfg.py')
-    cfg.dump(cfg_path)
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={_free_port()}', 'tools/train.py', cfg_path,
-         '--launcher', 'pytorch', '--work-dir', work_dir],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_torchrun_training(cfg, str(tmp_path / 'cfg.py'), work_dir)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log  # = world size

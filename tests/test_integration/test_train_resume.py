@@ -1,5 +1,4 @@
 """The demo Soft Teacher config: train, checkpoint, resume, evaluate (real Runner)."""
-import glob
 import json
 import os
 import pickle
@@ -9,26 +8,10 @@ import sys
 import pytest
 import torch
 
-from helpers import ROOT, tiny_semi_config
+from helpers import ROOT, read_log_text, read_scalars, tiny_semi_config
 from mmext.engine import build_runner
 
 PY = sys.executable
-
-
-def _scalars(work_dir):
-    rows = []
-    for path in glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json')):
-        with open(path) as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
-
-
-def _logs(work_dir):
-    text = ''
-    for path in sorted(glob.glob(os.path.join(work_dir, '*', '*.log'))):
-        with open(path) as f:
-            text += f.read()
-    return text
 
 
 @pytest.fixture(scope='module')
@@ -52,22 +35,22 @@ def trained_and_resumed(tiny_demo_root, tmp_path_factory):
 def test_resume_continues_from_the_checkpoint(trained_and_resumed):
     work_dir, runner = trained_and_resumed
     assert runner.iter == 6
-    log = _logs(work_dir)
+    log = read_log_text(work_dir)
     assert 'resumed epoch: 0, iter: 4' in log
     ckpt = torch.load(os.path.join(work_dir, 'iter_6.pth'), weights_only=False)
     assert ckpt['meta']['iter'] == 6
     # the resumed run only trained iterations 5 and 6
-    iters = [r['iter'] for r in _scalars(work_dir) if 'loss' in r]
+    iters = [r['iter'] for r in read_scalars(work_dir) if 'loss' in r]
     assert iters == [1, 2, 3, 4, 5, 6]
     # losses of a Soft Teacher run: supervised and unsupervised parts
-    last = [r for r in _scalars(work_dir) if 'loss' in r][-1]
+    last = [r for r in read_scalars(work_dir) if 'loss' in r][-1]
     assert {'sup_loss_cls', 'sup_loss_bbox', 'sup_loss_rpn_cls'} <= set(last)
     assert any(k.startswith('unsup_') for k in last)
 
 
 def test_validation_reports_teacher_and_student_classwise(trained_and_resumed):
     work_dir, _ = trained_and_resumed
-    vals = [r for r in _scalars(work_dir) if 'teacher/coco/bbox_mAP' in r]
+    vals = [r for r in read_scalars(work_dir) if 'teacher/coco/bbox_mAP' in r]
     assert [r['step'] for r in vals] == [4, 6]
     for r in vals:
         assert 'student/coco/bbox_mAP' in r
