@@ -45,6 +45,9 @@ def tiny_semi_config(data_root: str, work_dir: str, max_iters: int = 4,
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].num_workers = 0
         cfg[key].persistent_workers = False
+    # One labeled and two unlabeled images per batch: the unsupervised branch,
+    # which most hooks watch, gets the larger share in these short runs.
+    cfg.train_dataloader.sampler.source_ratio = [1, 2]
     if val_interval:
         cfg.train_cfg.val_interval = val_interval
     else:

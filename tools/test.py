@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from mmext.engine import build_runner, prepare_config
+from mmext.engine import build_runner, close_process_group, prepare_config
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 
@@ -45,8 +45,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))
-    runner = build_runner(cfg)
-    metrics = runner.test()
+    metrics = build_runner(cfg).test()
+    close_process_group()  # after success only: a failed rank must not wait
     path = os.path.join(cfg.work_dir, 'metrics.json')
     with open(path, 'w', encoding='utf-8') as f:
         json.dump({k: (v if isinstance(v, (int, float, str)) else str(v))

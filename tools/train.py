@@ -12,7 +12,7 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from mmext.engine import build_runner, prepare_config
+from mmext.engine import build_runner, close_process_group, prepare_config
 from mmext.utils import run_cli
 from mmext.utils.config import load_config
 
@@ -39,8 +39,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     prepare_config(cfg, args.work_dir, None, args.max_iters,
                    args.launcher, args.resume, args.load_from)
-    runner = build_runner(cfg)
-    runner.train()
+    build_runner(cfg).train()
+    close_process_group()  # after success only: a failed rank must not wait
     return 0
 
 

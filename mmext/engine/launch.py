@@ -38,6 +38,18 @@ def init_process_group_from_env(backend: Optional[str] = None) -> None:
     torch_dist.init_process_group(backend=backend)
 
 
+def close_process_group() -> None:
+    """Wait for every process, then tear torch.distributed down.
+
+    Leaving a gloo process group to the interpreter's exit lets its threads be
+    destroyed while still joinable, which aborts a worker now and then
+    ("terminate called without an active exception", exit code -6).
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+
+
 def scale_schedule(cfg: Config, max_iters: int) -> None:
     """Set an iteration-based schedule to ``max_iters`` in place.
 
