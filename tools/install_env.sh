@@ -31,9 +31,10 @@ if ! has "import mmcv, mmcv.ops; assert mmcv.__version__.startswith('2.1')"; the
   echo "[install] mmcv 2.1.0 with compiled ops: there is no wheel for this torch, so it is built"
   echo "[install] from source. That takes 10-25 minutes on 2 cores the first time; pip keeps the"
   echo "[install] built wheel in its cache (~/.cache/pip/wheels), so later installs take seconds."
+  # -v shows ninja's [step/total] counter: print it as progress, drop the compiler noise.
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-    "$py" -m pip install --disable-pip-version-check -c "$cons" --no-build-isolation mmcv==2.1.0 \
-    2>&1 | grep -vE "^WARNING: Location|warning:|^ +[0-9]+ \||^ +\| +\^" | grep -E "Building|Stored|Successfully|Using cached|ERROR|error" || true
+    "$py" -m pip install -v --disable-pip-version-check -c "$cons" --no-build-isolation mmcv==2.1.0 \
+    2>&1 | sed -nuE 's/^ *\[([0-9]+)\/([0-9]+)\] .*/[install] mmcv build: compiled \1 of \2 files/p; /(Stored in|Successfully installed|Using cached|^ERROR|error:)/p' || true
   has "import mmcv.ops" || { echo "[install] mmcv build failed" >&2; exit 1; }
 fi
 # mmdet's own requirement list drags in mmcv again; its deps are in runtime.txt.
