@@ -29,7 +29,7 @@ has "import mmengine, numpy, matplotlib, pycocotools, scipy, shapely, terminalta
 }
 if ! has "import mmcv, mmcv.ops; assert mmcv.__version__.startswith('2.1')"; then
   echo "[install] mmcv 2.1.0 with compiled ops: there is no wheel for this torch, so it is built"
-  echo "[install] from source. That takes 10-25 minutes on 2 cores the first time; pip keeps the"
+  echo "[install] from source. That takes 6-10 minutes on 2 cores the first time; pip keeps the"
   echo "[install] built wheel in its cache (~/.cache/pip/wheels), so later installs take seconds."
   # -v shows ninja's [step/total] counter: print it as progress, drop the compiler noise.
   MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
