@@ -8,6 +8,7 @@ import argparse
 import os
 from typing import List, Optional
 
+from mmext.analysis.report import format_table
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.run_summary import latest_checkpoint, read_metrics, run_files
 
@@ -28,10 +29,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         per_class = {k[5:-10]: v for k, v in metrics.items()
                      if k.startswith('coco/') and k.endswith('_precision')}
         if per_class:
-            width = max(map(len, per_class))
-            print(f"{'class':<{width}}  AP")
-            for name, ap in per_class.items():
-                print(f'{name:<{width}}  {ap:.3f}')
+            print(format_table([dict(name=n, AP=ap) for n, ap in per_class.items()],
+                               ['name', 'AP'], headers=['class', 'AP']))
     ckpt = latest_checkpoint(args.work_dir)
     print(f'checkpoint: {ckpt or "none"}')
     for kind, paths in run_files(args.work_dir).items():

@@ -16,6 +16,7 @@ from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
+from mmdet.evaluation.functional import bbox_overlaps
 
 
 @dataclass(frozen=True)
@@ -143,21 +144,14 @@ def draw_image(rng: np.random.Generator, size: int,
             x1 = int(rng.integers(1, size - w))
             y1 = int(rng.integers(1, size - h))
             box = np.array([x1, y1, x1 + w, y1 + h])
-            if all(_iou(box, b) < 0.05 for b in placed):
+            if not placed or bbox_overlaps(box[None].astype(np.float32),
+                                           np.array(placed, np.float32)).max() < 0.05:
                 draw_defect(img, rng, label, x1, y1, x1 + w, y1 + h)
                 placed.append(box)
                 anns.append((label, [x1, y1, w, h]))
                 break
     grey = np.clip(img, 0, 255).astype(np.uint8)
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), anns
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
 
 
 def _coco(images: list, anns: list) -> dict:

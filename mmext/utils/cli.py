@@ -30,6 +30,10 @@ def run_cli(main: Callable[[Optional[List[str]]], int],
     except json.JSONDecodeError as exc:
         print(f'{prog}: error: malformed JSON: {exc}', file=sys.stderr)
         code = EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # the reader (``| head``) went away: stop quietly, like coreutils do
+        sys.stderr.close()
+        code = 0
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr)
         code = 130

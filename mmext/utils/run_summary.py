@@ -1,8 +1,10 @@
 """What a finished demo/training run left in its work_dir, for a summary."""
 import glob
-import json
 import os
 from typing import Dict, List, Optional
+
+from .cli import load_json
+from .errors import MMExtError
 
 
 def latest_checkpoint(work_dir: str) -> Optional[str]:
@@ -36,6 +38,7 @@ def run_files(work_dir: str) -> Dict[str, List[str]]:
 
 def read_metrics(path: str) -> Dict[str, float]:
     """Numeric entries of a metrics JSON written by tools/test.py."""
-    with open(path, encoding='utf-8') as f:
-        data = json.load(f)
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise MMExtError(f'{path}: not a metrics JSON object')
     return {k: v for k, v in data.items() if isinstance(v, (int, float))}

@@ -41,9 +41,6 @@ def demo_eval_run(tiny_demo_root, tmp_path_factory):
     cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=1,
                            val_interval=1)
     cfg.log_level = 'INFO'  # the text log then holds the validation line
-    # mmdet's visualizer is a named singleton: a unique name keeps this run's
-    # scalars.json in this work_dir when other runners ran in the process
-    cfg.visualizer.name = f'mmext_analysis_{os.path.basename(work_dir)}'
     eval_dir = os.path.join(work_dir, 'eval')
     os.makedirs(eval_dir, exist_ok=True)
     preds = os.path.join(eval_dir, 'predictions.pkl')
