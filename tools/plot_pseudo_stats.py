@@ -6,11 +6,19 @@ prints per class the kept ratio at each stage, precision/recall (when the
 hook had ground truth) and the recommended score thresholds, from the last
 --window records. Writes to OUT_DIR (default WORK_DIR/plot_pseudo_stats):
 pseudo_stats.{csv,json}, pseudo_thresholds.{csv,json}, kept_ratio.png,
-score_hist.png and (with ground truth) precision.png.
+score_hist.png, thresholds.png (per-class thresholds in force over training)
+and (with ground truth) precision.png.
+
+--write-config OUT.py writes a config that _base_s the run's config
+(WORK_DIR/*.py, or --config), switches to PerClassSoftTeacher and sets the
+recommended per-class thresholds (--target precision or kept-ratio) for
+--stages (rpn cls); a class whose initial threshold would hide them gets it
+lowered 0.05 below.
 
 Example:
     python tools/plot_pseudo_stats.py work_dirs/demo --window 5 \\
-        --target-precision 0.7 --target-kept-ratio 0.3
+        --target-precision 0.7 --target-kept-ratio 0.3 \\
+        --write-config work_dirs/demo/per_class_thr.py --target precision
 """
 import argparse
 import os
@@ -24,6 +32,7 @@ from mmext.hooks.pseudo_label_record import (THRESHOLD_COLUMNS,
                                              recommend_thresholds,
                                              window_arrays)
 from mmext.utils import MMExtError, run_cli
+from mmext.viz.pseudo_plots import format_threshold
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -38,7 +47,21 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--target-kept-ratio', type=float, default=0.3,
                         help='fraction of raw teacher boxes to keep (0.3)')
     parser.add_argument('--out-dir', help='default WORK_DIR/plot_pseudo_stats')
+    parser.add_argument('--write-config', metavar='OUT.py',
+                        help='write a per-class-threshold config here')
+    parser.add_argument('--config', help="the run's config for "
+                        '--write-config (default: the *.py in WORK_DIR)')
+    parser.add_argument('--target', choices=('precision', 'kept-ratio'),
+                        default='precision',
+                        help='which recommendation --write-config uses '
+                        '(precision; kept-ratio needs no ground truth)')
+    parser.add_argument('--stages', nargs='+', choices=('rpn', 'cls'),
+                        default=['rpn', 'cls'],
+                        help='stages --write-config sets (rpn cls)')
     args = parser.parse_args(argv)
+    if args.write_config and not args.write_config.endswith('.py'):
+        raise MMExtError(f'{args.write_config}: --write-config must be a .py '
+                         'file')
     if args.window < 1:
         raise MMExtError(f'--window must be >= 1, got {args.window}')
     for name in ('target_precision', 'target_kept_ratio'):
@@ -95,7 +118,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     columns = list(rows[0].keys())
     print(f'Pseudo labels, iterations {window[0]["first_iter"]}-'
           f'{last["iter"]} ({len(window)} records of {path}); thresholds '
-          + ', '.join(f'{k} {v}' for k, v in last['thresholds'].items()
+          + ', '.join(f'{k} {format_threshold(v)}'
+                      for k, v in last['thresholds'].items()
                       if k != 'min_pseudo_bbox_wh'))
     print(format_table(rows, columns))
     write_csv(rows, osp.join(out_dir, 'pseudo_stats.csv'), columns)
@@ -113,9 +137,14 @@ def main(argv: Optional[List[str]] = None) -> int:
               THRESHOLD_COLUMNS)
     write_json(recs, osp.join(out_dir, 'pseudo_thresholds.json'))
 
+    if args.write_config:
+        write_config(args, path, recs)
+
     from mmext.viz.pseudo_plots import (plot_kept_ratio, plot_precision,
-                                        plot_score_histograms)
+                                        plot_score_histograms,
+                                        plot_thresholds)
     figures = {
+        'thresholds.png': plot_thresholds(records),
         'kept_ratio.png': plot_kept_ratio(records,
                                           ('initial', 'rpn', 'cls', 'reg')),
         'score_hist.png': plot_score_histograms(
@@ -130,6 +159,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         fig.savefig(osp.join(out_dir, name), dpi=90)
         print(f'wrote {osp.join(out_dir, name)}')
     return 0
+
+
+def write_config(args: argparse.Namespace, stats_path: str,
+                 rows: List[dict]) -> None:
+    """Write --write-config from the recommendation rows."""
+    from mmext.analysis.pseudo_threshold_config import (
+        TARGET_COLUMNS, find_run_config, recommendation_header,
+        write_threshold_config)
+    column = TARGET_COLUMNS[args.target]
+    if all(r.get(column) is None for r in rows):
+        raise MMExtError(f'{stats_path}: no class has a {args.target} '
+                         'recommendation (precision needs gt_ann_file in '
+                         'PseudoLabelStatsHook); try --target kept-ratio')
+    cfg_path = args.config or find_run_config(osp.dirname(stats_path))
+    header = recommendation_header(rows, args.target, stats_path)
+    out = write_threshold_config(cfg_path, args.write_config, rows,
+                                 args.target, args.stages, header=header)
+    print(f'wrote {out} (_base_: {cfg_path}; {args.target} target, stages '
+          f'{" ".join(args.stages)})')
 
 
 if __name__ == '__main__':

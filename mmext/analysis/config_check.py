@@ -18,8 +18,11 @@ unusual enough to be a typo. The checks:
   gamma in (0, 1) in mmdet's FocalLoss (NaN gradient on saturated logits).
 - ``anchors``: anchor ratios or scales <= 0, extreme or repeated ratios;
   RoI extractor strides that are not the RPN's.
-- ``pseudo-thresholds``: Soft Teacher thresholds outside [0, 1]; rpn/cls
-  thresholds below ``pseudo_label_initial_score_thr`` (no effect); a teacher
+- ``pseudo-thresholds``: Soft Teacher thresholds outside [0, 1]; per-class
+  lists of the wrong length and malformed policy dicts; a list or policy on
+  a model that takes one float (mmdet's SoftTeacher); a policy without
+  ``PseudoThresholdHook``; rpn/cls thresholds (per class, a policy's floor)
+  at or below ``pseudo_label_initial_score_thr`` (no effect); a teacher
   ``score_thr`` above the pseudo thresholds (they have no effect).
 """
 from dataclasses import asdict, dataclass
@@ -306,39 +309,140 @@ def _teacher_score_thr(cfg: Config) -> Optional[float]:
     return None if thr is None else float(thr)
 
 
+def _per_class_model(model_type: str) -> Optional[bool]:
+    """True if the registered model type applies per-class thresholds, None
+    if the type is not registered here (a user's module not imported)."""
+    from mmdet.utils import register_all_modules
+
+    from ..models import PerClassPseudoThrMixin
+    register_all_modules(init_default_scope=False)
+    try:
+        cls = MODELS.get(model_type) if model_type else None
+    except Exception:  # noqa: BLE001 - an unknown type is another check's
+        cls = None
+    if not isinstance(cls, type):
+        return None
+    return issubclass(cls, PerClassPseudoThrMixin)
+
+
+def _has_hook(cfg: Config, hook_type: str) -> bool:
+    hooks = cfg.get('custom_hooks') or []
+    return any(isinstance(h, dict) and h.get('type') == hook_type
+               for h in hooks)
+
+
+def _stage_thresholds(semi: dict, num_classes: int, key: str
+                      ) -> Tuple[dict, List[ConfigFinding]]:
+    """Parse every stage spec; malformed ones become error findings."""
+    from ..models.threshold_policies import StageThreshold
+    from ..utils import MMExtError
+    parsed, findings = {}, []
+    for k in PSEUDO_THRESHOLD_KEYS:
+        if semi.get(k) is None:
+            continue
+        spec = semi[k]
+        try:
+            parsed[k] = StageThreshold(k, spec.to_dict() if hasattr(
+                spec, 'to_dict') else spec, num_classes)
+        except MMExtError as exc:
+            findings.append(ConfigFinding(
+                'error', 'pseudo-thresholds', f'{key}.{k}',
+                str(exc).replace(f'semi_train_cfg {k}: ', '')))
+    return parsed, findings
+
+
+def _lowest(stage) -> 'np.ndarray':
+    """Per class, the lowest value a stage can take (a policy's floor)."""
+    import numpy as np
+    if stage.policy:
+        return np.minimum(stage.fixed, stage.args['floor'])
+    return stage.fixed
+
+
 def check_pseudo_thresholds(cfg: Config) -> List[ConfigFinding]:
-    """Soft Teacher pseudo-label thresholds in range and ordered usefully."""
-    semi = (cfg.get('model') or {}).get('semi_train_cfg')
+    """Soft Teacher pseudo-label thresholds: form, range, order, model."""
+    model = cfg.get('model') or {}
+    semi = model.get('semi_train_cfg')
     if not isinstance(semi, dict):
         return []
     key = 'model.semi_train_cfg'
     findings = []
-    thrs = {k: float(semi[k]) for k in PSEUDO_THRESHOLD_KEYS if semi.get(k) is not None}
-    for k, v in thrs.items():
-        if not 0.0 <= v <= 1.0:
-            findings.append(ConfigFinding('error', 'pseudo-thresholds', f'{key}.{k}',
-                                          f'{v} outside [0, 1] (a score threshold)'))
     reg = semi.get('reg_pseudo_thr')
-    if reg is not None and float(reg) < 0:
+    if reg is not None and (not isinstance(reg, (int, float)) or float(reg) < 0):
         findings.append(ConfigFinding('error', 'pseudo-thresholds', f'{key}.reg_pseudo_thr',
-                                      f'{reg} < 0 (a box-jitter std threshold)'))
-    initial = thrs.get('pseudo_label_initial_score_thr')
-    for k in ('rpn_pseudo_thr', 'cls_pseudo_thr'):
-        if initial is not None and k in thrs and thrs[k] < initial:
+                                      f'{reg!r}: expected a number >= 0 (a box-jitter std threshold)'))
+    specs = {k: semi[k] for k in PSEUDO_THRESHOLD_KEYS if semi.get(k) is not None}
+    scalar = {k: v for k, v in specs.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    model_type = str(model.get('type', ''))
+    per_class = _per_class_model(model_type)
+    if per_class is False:
+        for k in sorted(set(specs) - set(scalar)):
             findings.append(ConfigFinding(
-                'warning', 'pseudo-thresholds', f'{key}.{k}',
-                f'{k}={thrs[k]:g} < pseudo_label_initial_score_thr={initial:g}: '
-                f'boxes below {initial:g} are already dropped, so it has no effect '
-                f'(the effective threshold is {initial:g})'))
+                'error', 'pseudo-thresholds', f'{key}.{k}',
+                f'{model_type or "this model"} takes one float per stage; a per-class '
+                f"list or policy needs model type='PerClassSoftTeacher' (mmext)"))
+        specs = scalar
+    heads = [h for h in classification_heads(cfg) if not h.key.endswith('rpn_head')]
+    try:
+        num_classes = head_num_classes(heads[-1]) if heads else None
+    except (TypeError, ValueError):
+        num_classes = None
+    if num_classes is None or num_classes < 1:
+        num_classes = 1 if not set(specs) - set(scalar) else None
+    if num_classes is None:
+        return findings + [ConfigFinding(
+            'error', 'pseudo-thresholds', key,
+            'per-class thresholds but no num_classes in the bbox head to check them against')]
+    parsed, errors = _stage_thresholds(specs, num_classes, key)
+    findings += errors
+    if per_class and any(s.policy for s in parsed.values()) and not _has_hook(
+            cfg, 'PseudoThresholdHook'):
+        findings.append(ConfigFinding(
+            'error', 'pseudo-thresholds', 'custom_hooks',
+            "a threshold policy without dict(type='PseudoThresholdHook') in custom_hooks "
+            'never updates: it stays at warmup_thr'))
+    initial = parsed.get('pseudo_label_initial_score_thr')
+    names = _class_names(cfg, num_classes)
+    for k in ('rpn_pseudo_thr', 'cls_pseudo_thr'):
+        if initial is None or initial.policy or k not in parsed:
+            continue
+        low = _lowest(parsed[k])
+        # A policy's floor equal to the initial threshold is the natural
+        # "never below initial" bound; only a fixed value there is idle.
+        idle = [c for c in range(num_classes) if low[c] < initial.fixed[c]
+                or (low[c] == initial.fixed[c] and not parsed[k].policy)]
+        if not idle:
+            continue
+        what = 'its floor' if parsed[k].policy else k
+        if parsed[k].is_scalar and initial.is_scalar:
+            detail = (f'{k}={low[0]:g} <= pseudo_label_initial_score_thr={initial.fixed[0]:g}: '
+                      f'boxes at or below {initial.fixed[0]:g} are already dropped, so it '
+                      f'has no effect (the effective threshold is {initial.fixed[0]:g})')
+        else:
+            detail = (f'{what} at or below pseudo_label_initial_score_thr for '
+                      + ', '.join(f'{names[c]} ({low[c]:g} <= {initial.fixed[c]:g})'
+                                  for c in idle)
+                      + ': there it does nothing (lower the initial threshold of those classes)')
+        findings.append(ConfigFinding('warning', 'pseudo-thresholds', f'{key}.{k}', detail))
     teacher_thr = _teacher_score_thr(cfg)
     if teacher_thr is not None:
-        for k, v in thrs.items():
-            if teacher_thr > v:
+        for k, stage in parsed.items():
+            low = float(_lowest(stage).min())
+            if teacher_thr > low:
                 findings.append(ConfigFinding(
                     'warning', 'pseudo-thresholds', f'{key}.{k}',
-                    f'{k}={v:g} < the teacher\'s test_cfg.rcnn.score_thr='
+                    f'{k} goes down to {low:g} < the teacher\'s test_cfg.rcnn.score_thr='
                     f'{teacher_thr:g}: the teacher never outputs such boxes'))
     return findings
+
+
+def _class_names(cfg: Config, num_classes: int) -> List[str]:
+    for _, ds in _all_datasets(cfg):
+        names = (ds.get('metainfo') or {}).get('classes')
+        if names and len(names) == num_classes:
+            return [str(n) for n in names]
+    return [f'class {c}' for c in range(num_classes)]
 
 
 def check_config(config: Union[str, Config]) -> List[ConfigFinding]:

@@ -37,7 +37,11 @@ a class name; ratios are null where the denominator is 0):
   ``first_iter`` (int): its first iteration.
 - ``classes`` [str], ``stages`` [str], ``num_images`` (int): unlabeled
   images seen (over all processes).
-- ``thresholds``: ``{initial, rpn, cls, reg: float, min_pseudo_bbox_wh}``.
+- ``thresholds``: ``{initial, rpn, cls, reg: float, min_pseudo_bbox_wh}``
+  in force at the record's last iteration; with a per-class model
+  (:class:`~mmext.models.PerClassSoftTeacher`) ``initial``, ``rpn``,
+  ``cls`` are per-class lists, and each image is counted with the
+  thresholds in force when it was seen.
 - ``counts`` ``{<stage>: {<cls>: int}}``; ``counts_total`` ``{<stage>: int}``.
 - ``kept_ratio`` ``{<stage>: {<cls>: float}}`` = counts / raw counts of the
   class; ``kept_ratio_total`` ``{<stage>: float}``.
@@ -184,14 +188,7 @@ class PseudoLabelStatsHook(SafeHook):
         cfg = model.semi_train_cfg
         self.class_names = self._class_names(runner, model)
         self.stages = stages_for(cfg, hasattr(model.teacher, 'roi_head'))
-        self.thresholds = {
-            'initial': cfg.get('pseudo_label_initial_score_thr'),
-            'rpn': cfg.get('rpn_pseudo_thr'),
-            'cls': cfg.get('cls_pseudo_thr'),
-            'reg': cfg.get('reg_pseudo_thr'),
-            'min_pseudo_bbox_wh': list(cfg.get('min_pseudo_bbox_wh',
-                                               (1e-2, 1e-2))),
-        }
+        self.thresholds = self._thresholds_in_force()
         self._local = PseudoLabelTally(self.stages, len(self.class_names),
                                        self.num_bins)
         self._interval = self._local.empty_like()
@@ -280,6 +277,23 @@ class PseudoLabelStatsHook(SafeHook):
             self.target_precision, self.target_kept_ratio)
 
     # ------------------------------------------------------------- helpers
+    def _thresholds_in_force(self) -> dict:
+        """Thresholds as the model applies them now: per-class lists for a
+        :class:`~mmext.models.PerClassPseudoThrMixin` model (they change as
+        its policies update), mmdet's scalars otherwise."""
+        cfg = self._model.semi_train_cfg
+        out = {
+            'initial': cfg.get('pseudo_label_initial_score_thr'),
+            'rpn': cfg.get('rpn_pseudo_thr'),
+            'cls': cfg.get('cls_pseudo_thr'),
+            'reg': cfg.get('reg_pseudo_thr'),
+            'min_pseudo_bbox_wh': list(cfg.get('min_pseudo_bbox_wh',
+                                               (1e-2, 1e-2))),
+        }
+        if hasattr(self._model, 'pseudo_thresholds_in_force'):
+            out.update(self._model.pseudo_thresholds_in_force())
+        return out
+
     @staticmethod
     def _class_names(runner, model) -> List[str]:
         meta = getattr(runner.train_dataloader.dataset, 'metainfo', {}) or {}
@@ -397,6 +411,9 @@ class PseudoLabelStatsHook(SafeHook):
         return out
 
     def _record_batch(self, samples, raw: List[tuple]) -> None:
+        thresholds = self._thresholds_in_force()
+        # The record states the thresholds its last images were counted with.
+        self.thresholds = thresholds
         for i, sample in enumerate(samples):
             inst = sample.gt_instances
             kept = (_numpy(inst.bboxes), _numpy(inst.scores),
@@ -411,7 +428,7 @@ class PseudoLabelStatsHook(SafeHook):
             else:
                 raw_i = kept
             boxes = stage_boxes_of_image(raw_i, kept, uncs, self.stages,
-                                         self.thresholds)
+                                         thresholds)
             tally_image(self._local, boxes, self._image_gt(sample),
                         self.iou_thr)
 

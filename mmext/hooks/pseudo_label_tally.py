@@ -217,7 +217,9 @@ def stage_boxes_of_image(raw: Tuple[np.ndarray, np.ndarray, np.ndarray],
         kept: (bboxes, scores, labels) returned by get_pseudo_instances.
         reg_uncs: (n,) box-jitter uncertainty of ``kept`` or None.
         stages: Stages to produce.
-        thresholds: ``'rpn'``, ``'cls'``, ``'reg'`` -> threshold.
+        thresholds: ``'rpn'``, ``'cls'``, ``'reg'`` -> threshold; ``rpn``
+            and ``cls`` may be per-class lists (compared in the scores'
+            dtype, as the model's torch filter does).
 
     Returns:
         ``stage -> (bboxes, scores, labels)``.
@@ -225,10 +227,10 @@ def stage_boxes_of_image(raw: Tuple[np.ndarray, np.ndarray, np.ndarray],
     out = {'raw': raw, 'initial': kept}
     bboxes, scores, labels = kept
     masks = {}
-    if 'rpn' in stages:
-        masks['rpn'] = scores > thresholds['rpn']
-    if 'cls' in stages:
-        masks['cls'] = scores > thresholds['cls']
+    for stage in ('rpn', 'cls'):
+        if stage in stages:
+            masks[stage] = scores > _class_thresholds(thresholds[stage],
+                                                      scores, labels)
     if 'reg' in stages:
         if reg_uncs is None:
             masks['reg'] = np.ones(len(scores), bool)
@@ -240,6 +242,14 @@ def stage_boxes_of_image(raw: Tuple[np.ndarray, np.ndarray, np.ndarray],
     for stage, m in masks.items():
         out[stage] = (bboxes[m], scores[m], labels[m])
     return out
+
+
+def _class_thresholds(thr, scores: np.ndarray, labels: np.ndarray):
+    """A scalar threshold, or each box's class threshold for a list."""
+    if np.ndim(thr) == 0:
+        return thr
+    values = np.asarray(thr, dtype=np.asarray(scores).dtype)
+    return values[np.asarray(labels, np.int64)]
 
 
 def stages_for(semi_train_cfg: dict, has_roi_head: bool) -> List[str]:

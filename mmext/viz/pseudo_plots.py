@@ -26,10 +26,58 @@ def plot_kept_ratio(records: Sequence[dict],
     fig, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 4),
                              squeeze=False)
     for ax, stage in zip(axes[0], stages):
-        thr = records[-1]['thresholds'].get(stage)
+        thr = format_threshold(records[-1]['thresholds'].get(stage))
         _per_class_lines(ax, records, 'kept_ratio', stage,
                          f'kept ratio after {stage} (thr {thr})')
         ax.set_ylabel('kept / raw teacher boxes')
+    fig.tight_layout()
+    return fig
+
+
+def class_threshold(value, c: int) -> Optional[float]:
+    """Class ``c``'s value of a scalar or per-class threshold (None stays)."""
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, (list, tuple)):
+        return float(value[c]) if c < len(value) else None
+    return float(value)
+
+
+def format_threshold(value) -> str:
+    """A threshold for a title: ``0.5``, or ``0.18-0.5`` for a per-class list."""
+    if isinstance(value, (list, tuple)) and value:
+        lo, hi = min(value), max(value)
+        return f'{lo:.2g}' if lo == hi else f'{lo:.2g}-{hi:.2g} per class'
+    return 'none' if value is None else f'{value:g}'
+
+
+def plot_thresholds(records: Sequence[dict],
+                    stages: Sequence[str] = ('initial', 'rpn', 'cls')
+                    ) -> Figure:
+    """Per-class pseudo-label thresholds in force over training.
+
+    One panel per stage, one line per class; the value drawn at a record is
+    the threshold in force at its last iteration.
+    """
+    stages = [s for s in stages if records[-1]['thresholds'].get(s)
+              is not None]
+    fig, axes = plt.subplots(1, max(1, len(stages)),
+                             figsize=(5 * max(1, len(stages)), 3.6),
+                             squeeze=False)
+    iters = [r['iter'] for r in records]
+    names = records[-1]['classes']
+    for ax, stage in zip(axes[0], stages):
+        for c, name in enumerate(names):
+            values = [class_threshold(r['thresholds'].get(stage), c)
+                      for r in records]
+            ax.plot(iters, [np.nan if v is None else v for v in values],
+                    marker='.', label=name)
+        ax.set_title(f'{stage} threshold per class')
+        ax.set_xlabel('iteration')
+        ax.set_ylabel('score threshold')
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -81,9 +129,9 @@ def plot_score_histograms(hist: np.ndarray,
             ax.stairs(tp_hist[c], edges, fill=True, color='tab:green',
                       alpha=0.8, label='match a GT box')
         for key, color in colors.items():
-            if thresholds.get(key) is not None:
-                ax.axvline(thresholds[key], color=color, lw=1,
-                           label=f'{key} {thresholds[key]:g}')
+            value = class_threshold(thresholds.get(key), c)
+            if value is not None:
+                ax.axvline(value, color=color, lw=1, label=f'{key} {value:g}')
         if recommended:
             for key, style in (('thr_for_precision', '--'),
                                ('thr_for_kept_ratio', ':')):
