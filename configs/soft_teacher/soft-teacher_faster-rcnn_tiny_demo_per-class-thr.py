@@ -15,15 +15,17 @@
 #   python tools/plot_pseudo_stats.py work_dirs/demo --write-config OUT.py
 _base_ = ['./soft-teacher_faster-rcnn_tiny_demo.py']
 
-proportion = dict(type='proportion', warmup_thr=0.5, min_scores=20,
-                  update_interval=10, window_images=256, floor=0.15,
-                  ceiling=0.9, fraction=1.0)
+# `_delete_=True`: the base config has a float here, and mmengine merges a
+# dict into a float only when told to replace it.
+proportion = dict(_delete_=True, type='proportion', warmup_thr=0.5,
+                  min_scores=20, update_interval=10, window_images=256,
+                  floor=0.15, ceiling=0.9, fraction=1.0)
 model = dict(
     type='PerClassSoftTeacher',
     semi_train_cfg=dict(
         pseudo_label_initial_score_thr=0.15,
-        rpn_pseudo_thr=proportion,
-        cls_pseudo_thr=proportion))
+        rpn_pseudo_thr=dict(proportion),
+        cls_pseudo_thr=dict(proportion)))
 
 # The base hooks plus PseudoThresholdHook, which updates the policies from
 # every process's scores, logs pseudo/thr_<stage>/<class> and keeps the

@@ -198,6 +198,7 @@ class StageThreshold:
         return arr
 
     def _parse_policy(self, spec: dict) -> None:
+        spec.pop('_delete_', None)  # mmengine's merge marker, if left
         kind = spec.pop('type', None)
         if kind not in POLICY_DEFAULTS:
             raise MMExtError(
