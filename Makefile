@@ -24,7 +24,8 @@ demo: install
 	$(PY) tools/train.py $(DEMO_CFG) --work-dir $(DEMO) --data-root $(DEMO)/data --max-iters $(DEMO_ITERS)
 	$(PY) tools/test.py $(DEMO_CFG) $(DEMO)/iter_$(DEMO_ITERS).pth --work-dir $(DEMO)/eval --data-root $(DEMO)/data --out $(DEMO)/eval/predictions.pkl
 	# demo-steps: later tools add their run on the demo outputs below this line
-	$(PY) tools/plot_pseudo_stats.py $(DEMO)
+	$(PY) tools/plot_pseudo_stats.py $(DEMO) --write-config $(DEMO)/per_class_thr/per-class-thr.py
+	$(PY) tools/check_config.py $(DEMO)/per_class_thr/per-class-thr.py --json $(DEMO)/check_config/per_class_thr.json
 	$(PY) tools/report.py $(DEMO)
 	$(PY) tools/anchor_fit.py $(DEMO_CFG) --data-root $(DEMO)/data --out-dir $(DEMO)/anchor_fit --no-progress
 	$(PY) tools/class_efficiency.py --config $(DEMO_CFG) --data-root $(DEMO)/data --work-dir $(DEMO) --metrics $(DEMO)/eval/metrics.json --out-dir $(DEMO)/analysis/class_efficiency
