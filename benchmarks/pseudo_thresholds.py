@@ -8,7 +8,10 @@ Trains the demo Soft Teacher config once per arm, same data, same seed
   split's hidden ground truth (PseudoLabelStatsHook, summed over the last
   ``--window`` iterations), and the cls-stage pseudo boxes per class;
 - the classes left without any cls-stage pseudo label in that window;
-- the teacher's final per-class AP (last validation).
+- the teacher's final per-class AP (last validation) and, from each arm's
+  predictions on the validation set (tools/test.py --out), the per-class AP
+  delta against the first arm with a paired bootstrap 95% interval over the
+  validation images (tools/compare_runs.py, 1000 resamples).
 
 Arms (``--arms``, any subset, the first is the control):
 
@@ -93,6 +96,35 @@ def train_arm(arm: str, args) -> str:
     return work
 
 
+def predict_arm(arm: str, work: str, args) -> str:
+    """The final teacher's predictions on the val set (tools/test.py --out)."""
+    out = osp.join(work, 'eval', 'predictions.pkl')
+    if osp.isfile(out):
+        return out
+    cmd = [sys.executable, 'tools/test.py', arm_config(arm, args),
+           osp.join(work, f'iter_{args.iters}.pth'), '--work-dir',
+           osp.join(work, 'eval'), '--data-root', args.data_root,
+           '--out', out]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def bootstrap_rows(works: dict, preds: dict, args) -> dict:
+    """Paired bootstrap (val images) of each arm's per-class AP vs control."""
+    out_dir = osp.join(args.out, 'compare')
+    arms = list(works)
+    cmd = [sys.executable, 'tools/compare_runs.py',
+           *[f'{a}={works[a]}' for a in arms], '--predictions',
+           *[f'{a}={preds[a]}' for a in arms], '--gt',
+           osp.join(args.data_root, 'annotations', 'val.json'),
+           '--resamples', '1000', '--out-dir', out_dir, '--expect',
+           'Chipped:kept_ratio_cls:up', 'Broken:kept_ratio_cls:up',
+           'Chipped:ap:up', 'Broken:ap:up', 'mAP:up']
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    with open(osp.join(out_dir, 'compare.json')) as f:
+        return json.load(f)['bootstrap']
+
+
 def arm_summary(work: str, window: int) -> dict:
     """Per-class cls-stage precision/recall, counts and final teacher AP."""
     from mmext.analysis.metrics_reader import (classwise_ap,
@@ -127,12 +159,17 @@ def print_table(summaries: dict) -> str:
     rows = []
     for arm, s in summaries.items():
         for name, c in s['classes'].items():
-            rows.append({'arm': arm, 'class': name, **c})
+            ci = c.get('ap_delta_ci')
+            rows.append({'arm': arm, 'class': name, **{
+                k: v for k, v in c.items() if k != 'ap_delta_ci'},
+                'ap_delta_ci': (f'[{ci[0]:+.3f}, {ci[1]:+.3f}]'
+                                if ci and None not in ci else None)})
         rows.append({'arm': arm, 'class': 'mAP (mAP50)',
                      'ap': s['mAP'], 'cls_boxes': None,
                      'precision': None, 'recall': s['mAP50']})
     text = format_table(rows, ['arm', 'class', 'cls_boxes', 'precision',
-                               'recall', 'ap'], digits=3)
+                               'recall', 'ap', 'ap_delta', 'ap_delta_ci'],
+                        digits=3)
     text += '\n\nclasses without cls-stage pseudo labels: ' + '; '.join(
         f'{arm}: {", ".join(s["without_pseudo"]) or "none"}'
         for arm, s in summaries.items())
@@ -231,9 +268,18 @@ def main(argv=None) -> int:
         make_demo_dataset(args.data_root, seed=0)
     if args.overhead:
         return measure_overhead(args)
-    summaries = {}
+    summaries, works, preds = {}, {}, {}
     for arm in args.arms:
-        summaries[arm] = arm_summary(train_arm(arm, args), args.window)
+        works[arm] = train_arm(arm, args)
+        summaries[arm] = arm_summary(works[arm], args.window)
+    for arm in args.arms:
+        preds[arm] = predict_arm(arm, works[arm], args)
+    boot = bootstrap_rows(works, preds, args) if len(args.arms) > 1 else {}
+    for arm, metrics in boot.items():
+        for row in metrics['ap']:
+            c = summaries[arm]['classes'][row['class']]
+            c['ap_delta'] = row['delta']
+            c['ap_delta_ci'] = [row['ci_low'], row['ci_high']]
     text = print_table(summaries)
     print(text)
     os.makedirs(args.out, exist_ok=True)
