@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils import MMExtError
+from ..utils import MMExtError, read_jsonl
 from .metrics_reader import classwise_ap, read_work_dir_validations
 
 #: Metrics per class (and for 'all' where it makes sense).
@@ -45,22 +45,7 @@ def _mean(values: Sequence[float]) -> Optional[float]:
 
 
 def _read_jsonl(path: str) -> List[dict]:
-    import json
-    if not osp.isfile(path):
-        return []
-    out = []
-    with open(path, encoding='utf-8') as f:
-        for no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise MMExtError(f'{path}:{no}: not JSON ({exc.msg})') from None
-            if not isinstance(rec, dict):
-                raise MMExtError(f'{path}:{no}: not a JSON object')
-            out.append(rec)
-    return out
+    return read_jsonl(path) if osp.isfile(path) else []
 
 
 def _validation_metrics(work_dir: str, class_names: Sequence[str]) -> dict:

@@ -28,6 +28,7 @@ unusual enough to be a typo. The checks:
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 
@@ -351,9 +352,8 @@ def _stage_thresholds(semi: dict, num_classes: int, key: str
     return parsed, findings
 
 
-def _lowest(stage) -> 'np.ndarray':
+def _lowest(stage) -> np.ndarray:
     """Per class, the lowest value a stage can take (a policy's floor)."""
-    import numpy as np
     if stage.policy:
         return np.minimum(stage.fixed, stage.args['floor'])
     return stage.fixed

@@ -5,13 +5,12 @@ is documented in :mod:`mmext.hooks.pseudo_label_stats`). The functions here
 are shared by the hook (log line, end-of-training recommendation) and by
 ``tools/plot_pseudo_stats.py`` (which reads the file back).
 """
-import json
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..analysis.report import format_table
-from ..utils import MMExtError
+from ..utils import MMExtError, read_jsonl
 from .pseudo_label_tally import PseudoLabelTally
 
 #: Columns of the recommendation table (rows of recommend_thresholds).
@@ -231,22 +230,11 @@ def read_records(path: str) -> List[dict]:
         MMExtError: the file is missing, a line is not JSON, or a record
             lacks ``iter``/``counts``/``kept_ratio``.
     """
-    try:
-        with open(path) as f:
-            lines = f.readlines()
-    except OSError as exc:
-        raise MMExtError(f'{path}: cannot read ({exc.strerror})') from None
     records = []
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MMExtError(f'{path}:{no}: not JSON ({exc.msg})') from None
+    for no, rec in read_jsonl(path, with_lines=True):
         missing = [k for k in ('iter', 'counts', 'kept_ratio', 'hist',
                                'classes') if k not in rec]
-        if not isinstance(rec, dict) or missing:
+        if missing:
             raise MMExtError(f'{path}:{no}: not a pseudo-label record '
                              f'(missing {", ".join(missing)})')
         records.append(rec)

@@ -56,3 +56,34 @@ def load_json(path: str) -> object:
                          f'{exc.lineno} column {exc.colno})') from None
     except UnicodeDecodeError:
         raise MMExtError(f'{path}: not a UTF-8 text file') from None
+
+
+def read_jsonl(path: str, with_lines: bool = False) -> list:
+    """Read a JSON-lines file of objects (blank lines skipped).
+
+    Args:
+        path: The file.
+        with_lines: Return ``(line number, object)`` pairs.
+
+    Raises:
+        MMExtError: the file cannot be read, or a line is not a JSON object
+            (the message names the file and line).
+    """
+    try:
+        with open(path, encoding='utf-8') as f:
+            lines = f.readlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, 'strerror', None) or type(exc).__name__
+        raise MMExtError(f'{path}: cannot read ({reason})') from None
+    records = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MMExtError(f'{path}:{no}: not JSON ({exc.msg})') from None
+        if not isinstance(rec, dict):
+            raise MMExtError(f'{path}:{no}: not a JSON object')
+        records.append((no, rec) if with_lines else rec)
+    return records
