@@ -1,0 +1,241 @@
+#!/usr/bin/env python
+"""Does each of mmext's fixes help? The user's seed-004 changes, one at a time.
+
+Arms (``--arms``; the first is the control), each the stock config plus one
+change in its correct mmext form:
+
+- ``stock``: the demo (or NEU-DET held-out) Soft Teacher config;
+- ``anchors``: RPN anchor ratios from ``tools/anchor_fit.py`` (worst-class
+  objective, 3 ratios, the config it writes);
+- ``focal``: ``SoftmaxFocalLoss`` (gamma 3.5, alpha 0.75, weight 2.5, the
+  user's numbers) in the R-CNN head, the RPN unchanged;
+- ``perclass``: per-class pseudo-label thresholds (the proportion policy of
+  configs/soft_teacher/..._per-class-thr.py);
+- ``all``: the three together.
+
+Every arm trains ``--seeds`` times (``randomness.seed``) for ``--iters``
+iterations with tools/train.py, is evaluated with tools/test.py --out and
+compared with tools/compare_runs.py (seeds paired, paired bootstrap over
+validation images, the user's criteria as --expect). A run whose final
+checkpoint exists is not trained again, and a run with checkpoints resumes:
+run the script again to continue a benchmark across sessions.
+
+Datasets: ``--dataset demo`` (work_dirs/demo/data, made if missing) or
+``--dataset neu-det`` (../shared/data/neu-det, 10% of ANNOTATIONS/ labeled,
+356 held-out images for validation: configs/neu_det/..._heldout.py).
+``--find-budget MAP50`` trains only the control, validating every 200
+iterations, and prints the first iteration whose teacher mAP50 reaches it.
+
+Example:
+    python benchmarks/does_it_help.py --dataset demo --seeds 0 1 --iters 400
+    python benchmarks/does_it_help.py --dataset neu-det --find-budget 0.2 --iters 3000
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = {
+    'demo': osp.join(ROOT, 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py'),
+    'neu-det': osp.join(ROOT, 'configs/neu_det/soft-teacher_faster-rcnn_tiny_neu-det_heldout.py'),
+}
+PROPORTION = ("dict(_delete_=True, type='proportion', warmup_thr=0.5, "
+              "min_scores=20, update_interval=10, window_images=256, "
+              "floor=0.15, ceiling=0.9)")
+FOCAL = ("dict(_delete_=True, type='SoftmaxFocalLoss', gamma=3.5, "
+         "alpha=0.75, loss_weight=2.5)")
+USER_EXPECT = ['Severe_Rust:ap>=0.03', 'Chipped:ap>=0.08', 'kept_ratio_cls:up',
+               'no_pos_share:down', 'mAP:up']
+
+
+def anchor_ratios(args, base: str) -> list:
+    """Ratios anchor_fit recommends for the labeled train boxes."""
+    out = osp.join(args.out, 'anchor_fit')
+    result = osp.join(out, 'anchor_fit.json')
+    if not osp.isfile(result):
+        cmd = [sys.executable, 'tools/anchor_fit.py', base, '--num-ratios',
+               '3', '--objective', 'worst', '--out-dir', out, '--no-progress']
+        if args.data_root:
+            cmd += ['--data-root', args.data_root]
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    with open(result) as f:
+        data = json.load(f)
+    ratios = (data.get('recommendation') or {}).get('ratios')
+    if not ratios:
+        raise SystemExit(f'{result}: no recommended ratios')
+    return [float(r) for r in ratios]
+
+
+def arm_config(arm: str, args) -> str:
+    """Write the arm's config (stock + one change) under OUT/configs."""
+    base = CONFIGS[args.dataset]
+    if arm == 'stock':
+        return base
+    parts = []
+    if arm in ('anchors', 'all'):
+        ratios = anchor_ratios(args, base)
+        parts.append(f'model.detector.rpn_head.anchor_generator.ratios = {ratios!r}')
+    if arm in ('focal', 'all'):
+        parts.append(f'model.detector.roi_head.bbox_head.loss_cls = {FOCAL}')
+    if arm in ('perclass', 'all'):
+        parts.append("model.type = 'PerClassSoftTeacher'")
+        parts.append('model.semi_train_cfg.pseudo_label_initial_score_thr = 0.15')
+        parts.append(f'model.semi_train_cfg.rpn_pseudo_thr = {PROPORTION}')
+        parts.append(f'model.semi_train_cfg.cls_pseudo_thr = {PROPORTION}')
+    if not parts:
+        raise SystemExit(f'unknown arm {arm!r}')
+    model = {}
+    for line in parts:
+        key, value = line.split(' = ', 1)
+        node = model
+        keys = key.split('.')[1:]
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    text = f'_base_ = [{base!r}]\n'
+    if arm in ('perclass', 'all'):
+        # mmengine replaces lists: the base's hooks plus the threshold hook
+        import pprint
+        from mmengine.config import Config
+        hooks = Config.fromfile(base).to_dict()['custom_hooks']
+        hooks.insert(1, dict(type='PseudoThresholdHook'))
+        text += 'custom_hooks = ' + pprint.pformat(hooks, sort_dicts=False) + '\n'
+    text += 'model = ' + _render(model) + '\n'
+    path = osp.join(args.out, 'configs', f'{arm}.py')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def _render(node) -> str:
+    if isinstance(node, dict):
+        return 'dict(' + ', '.join(f'{k}={_render(v)}' for k, v in
+                                   node.items()) + ')'
+    return node
+
+
+def train(arm: str, seed: int, args) -> str:
+    work = osp.join(args.out, f'{arm}_s{seed}')
+    if osp.isfile(osp.join(work, f'iter_{args.iters}.pth')):
+        return work
+    cmd = [sys.executable, 'tools/train.py', arm_config(arm, args),
+           '--work-dir', work, '--max-iters', str(args.iters),
+           '--cfg-options', f'randomness.seed={seed}']
+    if args.data_root:
+        cmd[4:4] = ['--data-root', args.data_root]
+    if osp.isdir(work) and any(f.endswith('.pth') for f in os.listdir(work)):
+        cmd.append('--resume')
+    print(f'[{arm} seed {seed}] {" ".join(cmd[1:])}', flush=True)
+    start = time.time()
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    print(f'[{arm} seed {seed}] trained in {time.time() - start:.0f} s',
+          flush=True)
+    return work
+
+
+def predict(arm: str, work: str, args) -> str:
+    out = osp.join(work, 'eval', 'predictions.pkl')
+    if not osp.isfile(out):
+        cmd = [sys.executable, 'tools/test.py', arm_config(arm, args),
+               osp.join(work, f'iter_{args.iters}.pth'), '--work-dir',
+               osp.join(work, 'eval'), '--out', out]
+        if args.data_root:
+            cmd += ['--data-root', args.data_root]
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return out
+
+
+def val_gt_json(args) -> str:
+    """The validation set as COCO json (the demo has one; NEU-DET's split is
+    written from the built val dataset, exactly the images evaluated)."""
+    if args.dataset == 'demo':
+        return osp.join(args.data_root, 'annotations', 'val.json')
+    path = osp.join(args.out, 'val_gt.json')
+    if osp.isfile(path):
+        return path
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    import mmext  # noqa: F401
+    register_all_modules()
+    cfg = Config.fromfile(CONFIGS[args.dataset]).val_dataloader.dataset
+    cfg.pipeline = []
+    ds = DATASETS.build(cfg)
+    classes = ds.metainfo['classes']
+    images, anns = [], []
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        images.append(dict(id=info['img_id'], file_name=info['img_path'],
+                           width=info['width'], height=info['height']))
+        for inst in info['instances']:
+            x1, y1, x2, y2 = inst['bbox']
+            anns.append(dict(id=len(anns) + 1, image_id=info['img_id'],
+                             category_id=inst['bbox_label'] + 1,
+                             bbox=[x1, y1, x2 - x1, y2 - y1],
+                             area=(x2 - x1) * (y2 - y1),
+                             iscrowd=int(inst.get('ignore_flag', 0))))
+    with open(path, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=[
+            dict(id=k + 1, name=n) for k, n in enumerate(classes)]), f)
+    return path
+
+
+def find_budget(args) -> int:
+    from mmext.analysis.metrics_reader import read_work_dir_validations
+    work = train('stock', args.seeds[0], args)
+    for rec in read_work_dir_validations(work):
+        if rec.get('teacher/coco/bbox_mAP_50', 0) >= args.find_budget:
+            print(f'control reaches teacher mAP50 >= {args.find_budget} at '
+                  f'iteration {int(rec.get("step", 0))}')
+            return 0
+    print(f'control did not reach teacher mAP50 {args.find_budget} in '
+          f'{args.iters} iterations')
+    return 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--dataset', choices=sorted(CONFIGS), default='demo')
+    parser.add_argument('--arms', nargs='+',
+                        default=['stock', 'anchors', 'focal', 'perclass',
+                                 'all'])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--iters', type=int, default=800,
+                        help='iteration budget per run (800)')
+    parser.add_argument('--data-root', help='dataset folder (demo: '
+                        'work_dirs/demo/data)')
+    parser.add_argument('--out', help='default work_dirs/does_it_help_<dataset>')
+    parser.add_argument('--find-budget', type=float, metavar='MAP50')
+    args = parser.parse_args(argv)
+    args.out = args.out or osp.join(ROOT, f'work_dirs/does_it_help_{args.dataset}')
+    if args.dataset == 'demo':
+        args.data_root = args.data_root or osp.join(ROOT, 'work_dirs/demo/data')
+        if not osp.isdir(args.data_root):
+            from mmext.data.demo_dataset import make_demo_dataset
+            make_demo_dataset(args.data_root, seed=0)
+    if args.find_budget is not None:
+        return find_budget(args)
+    works = {arm: [train(arm, s, args) for s in args.seeds]
+             for arm in args.arms}
+    preds = {arm: [predict(arm, w, args) for w in ws]
+             for arm, ws in works.items()}
+    cmd = [sys.executable, 'tools/compare_runs.py',
+           *[f'{a}={",".join(w)}' for a, w in works.items()],
+           '--predictions', *[f'{a}={",".join(p)}' for a, p in preds.items()],
+           '--gt', val_gt_json(args), '--out-dir',
+           osp.join(args.out, 'compare'), '--expect', *USER_EXPECT]
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+if __name__ == '__main__':
+    sys.exit(main())
