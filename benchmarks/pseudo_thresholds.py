@@ -16,8 +16,12 @@ Trains the demo Soft Teacher config once per arm, same data, same seed
 Arms (``--arms``, any subset, the first is the control):
 
 - ``fixed``: the demo config (initial 0.3, rpn 0.5, cls 0.5);
-- ``list``: fixed per-class rpn/cls lists ``--list-thr`` (default: the
-  precision-0.7 recommendation of the README's demo run), initial 0.15;
+- ``list``: fixed per-class rpn/cls lists ``--list-thr`` from iteration 0
+  (default: the precision-0.7 recommendation of the README's unseeded demo
+  run), initial 0.15;
+- ``recommended``: the ``fixed`` arm's own recommendation as
+  ``tools/plot_pseudo_stats.py --write-config`` writes it (precision 0.7,
+  in force from the iteration it was measured at, iterations 601-800);
 - ``proportion``: configs/.../tiny_demo_per-class-thr.py (LabelMatch rule);
 - ``gmm``: the same with the Gaussian-mixture rule.
 
@@ -59,6 +63,18 @@ def arm_config(arm: str, args) -> str:
         return DEMO
     if arm == 'proportion':
         return PER_CLASS
+    if arm == 'recommended':
+        # what a user does: the fixed run's own recommendation, written by
+        # plot_pseudo_stats --write-config (from the iteration it was
+        # measured at; the run's thresholds before)
+        path = osp.join(args.out, 'configs', 'recommended.py')
+        if not osp.isfile(path):
+            subprocess.run([sys.executable, 'tools/plot_pseudo_stats.py',
+                            osp.join(args.out, 'fixed'), '--write-config',
+                            path, '--out-dir',
+                            osp.join(args.out, 'fixed', 'plot_pseudo_stats')],
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        return path
     if arm == 'list':
         thr = [float(v) for v in args.list_thr]
         body = (f"model = dict(semi_train_cfg=dict(rpn_pseudo_thr={thr!r}, "
@@ -249,7 +265,8 @@ def main(argv=None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--arms', nargs='+',
-                        default=['fixed', 'list', 'proportion', 'gmm'])
+                        default=['fixed', 'list', 'recommended',
+                                 'proportion', 'gmm'])
     parser.add_argument('--iters', type=int, default=800)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--window', type=int, default=200,

@@ -101,11 +101,27 @@ def threshold_override(semi_train_cfg: dict, rows: Sequence[dict],
     return out
 
 
+def delayed(semi_train_cfg: dict, values: Dict[str, List[float]],
+            warmup_iters: int) -> Dict[str, dict]:
+    """The new values as ``fixed`` policies that start at ``warmup_iters``
+    (the run's own thresholds before), so a run from scratch is the stock
+    run until its teacher is as far as the one the values were measured on.
+    """
+    out = {}
+    for key, vals in values.items():
+        current = semi_train_cfg.get(key)
+        out[key] = dict(_delete_=True, type='fixed', values=vals,
+                        warmup_thr=current, warmup_iters=int(warmup_iters),
+                        update_interval=1)
+    return out
+
+
 def write_threshold_config(cfg_path: str, out_path: str,
                            rows: Sequence[dict], target: str = 'precision',
                            stages: Sequence[str] = ('rpn', 'cls'),
                            header: str = '',
-                           model_type: str = 'PerClassSoftTeacher') -> str:
+                           model_type: str = 'PerClassSoftTeacher',
+                           warmup_iters: int = 0) -> str:
     """Write ``out_path``: ``cfg_path`` with per-class pseudo thresholds.
 
     Args:
@@ -118,6 +134,10 @@ def write_threshold_config(cfg_path: str, out_path: str,
         header: Comment lines (without ``#``) at the top.
         model_type: The per-class model to switch to; a model that already
             has per-class thresholds (e.g. your mixin subclass) is kept.
+        warmup_iters: 0: the per-class lists from iteration 0. N > 0: each
+            changed key becomes a ``fixed`` policy that keeps the run's own
+            value until iteration N (see :func:`delayed`), and
+            ``PseudoThresholdHook`` is added to ``custom_hooks``.
 
     Returns:
         ``out_path``.
@@ -136,7 +156,8 @@ def write_threshold_config(cfg_path: str, out_path: str,
     from .config_check import _per_class_model
     keep_type = _per_class_model(str(model.get('type', ''))) is True
     override: dict = {} if keep_type else {'type': model_type}
-    override['semi_train_cfg'] = values
+    override['semi_train_cfg'] = (delayed(semi, values, warmup_iters)
+                                  if warmup_iters > 0 else values)
     base = osp.relpath(osp.abspath(cfg_path),
                        osp.dirname(osp.abspath(out_path)))
     lines = [f'# {line}' for line in header.splitlines()]
@@ -144,6 +165,14 @@ def write_threshold_config(cfg_path: str, out_path: str,
     lines.append('')
     lines.append('model = ' + pprint.pformat(override, width=88,
                                              sort_dicts=False))
+    hooks = list(cfg.get('custom_hooks') or [])
+    if warmup_iters > 0 and not any(h.get('type') == 'PseudoThresholdHook'
+                                    for h in hooks):
+        hooks.append(dict(type='PseudoThresholdHook'))
+        # mmengine replaces lists: the run's hooks, then the threshold hook
+        lines.append('custom_hooks = ' + pprint.pformat(
+            [h.to_dict() if hasattr(h, 'to_dict') else h for h in hooks],
+            width=88, sort_dicts=False))
     os.makedirs(osp.dirname(osp.abspath(out_path)), exist_ok=True)
     with open(out_path, 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines) + '\n')

@@ -99,7 +99,7 @@ class PerClassPseudoThrMixin:
 
     def record_teacher_scores(self, batch_data_samples: Sequence) -> None:
         """Record the teacher's raw detections for the adaptive policies."""
-        if not self.pseudo_thresholds.has_policy:
+        if not self.pseudo_thresholds.needs_scores:
             return
         for sample in batch_data_samples:
             inst = sample.gt_instances

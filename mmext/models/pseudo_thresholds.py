@@ -64,6 +64,11 @@ class PseudoThresholds:
         """True if any stage adapts its thresholds."""
         return bool(self.policies)
 
+    @property
+    def needs_scores(self) -> bool:
+        """True if a policy computes from the teacher's scores."""
+        return any(s.policy != 'fixed' for s in self.policies)
+
     def values(self, stage: str) -> np.ndarray:
         """(C,) thresholds in force for ``stage`` (a copy)."""
         return self.stages[stage].values.copy()
@@ -80,7 +85,7 @@ class PseudoThresholds:
     # --------------------------------------------------------------- update
     def record(self, labels: Sequence[int], scores: Sequence[float]) -> None:
         """Add one unlabeled image's raw teacher detections (this process)."""
-        if self.has_policy and self.failure is None:
+        if self.needs_scores and self.failure is None:
             self.pending.append((list(map(int, labels)),
                                  list(map(float, scores))))
 
@@ -104,7 +109,7 @@ class PseudoThresholds:
         for stage in self.policies:
             if iteration % stage.args['update_interval'] == 0:
                 scores, n = self.window_scores(stage.args['window_images'])
-                stage.values = stage.compute(scores, n)
+                stage.values = stage.compute(scores, n, iteration)
         self.last_update = int(iteration)
 
     def window_scores(self, num_images: int) -> Tuple[List[np.ndarray], int]:

@@ -23,9 +23,17 @@ A pseudo-label threshold of one Soft Teacher stage is written in
     component's most likely sample; ``mode='middle'``: the lowest score
     assigned to the high component.
 
-  Arguments shared by both: ``warmup_thr`` (float or per-class list; used
-  until a class has ``min_scores`` scores in the window, and after an
-  internal error), ``min_scores`` (default 20), ``update_interval``
+  - ``dict(type='fixed', values=[...], warmup_iters=N)``: per-class
+    ``values`` from iteration ``N`` on, ``warmup_thr`` before. For
+    thresholds measured late in a run (``plot_pseudo_stats.py
+    --write-config``): a teacher trained from scratch scores every box near
+    ``1 / (num_classes + 1)`` at first, and a low per-class threshold from
+    iteration 0 lets that noise in.
+
+  Arguments shared by all: ``warmup_thr`` (float or per-class list; used
+  until a class has ``min_scores`` scores in the window, before
+  ``warmup_iters`` iterations (default 0), and after an internal error),
+  ``min_scores`` (default 20), ``update_interval
   (iterations between updates, default 10), ``window_images`` (the last this
   many unlabeled images, over all processes, default 256), ``floor`` and
   ``ceiling`` (clip, defaults 0.05 and 0.95). ``proportion`` also takes
@@ -47,11 +55,13 @@ from ..utils import MMExtError
 
 #: Keys every policy dict accepts, with defaults.
 COMMON_DEFAULTS = dict(warmup_thr=0.5, min_scores=20, update_interval=10,
-                       window_images=256, floor=0.05, ceiling=0.95)
+                       window_images=256, floor=0.05, ceiling=0.95,
+                       warmup_iters=0)
 #: Extra keys (with defaults) per policy type.
 POLICY_DEFAULTS = {
     'proportion': dict(fraction=1.0, class_shares=None, boxes_per_image=None),
     'gmm': dict(mode='high'),
+    'fixed': dict(values=None),
 }
 
 ThresholdSpec = Union[float, Sequence[float], dict]
@@ -215,6 +225,10 @@ class StageThreshold:
             if not isinstance(args[key], int) or args[key] < 1:
                 raise MMExtError(f'semi_train_cfg {self.name}: {key} must be '
                                  f'an integer >= 1, got {args[key]!r}')
+        w = args['warmup_iters']
+        if not isinstance(w, int) or isinstance(w, bool) or w < 0:
+            raise MMExtError(f'semi_train_cfg {self.name}: warmup_iters must '
+                             f'be an integer >= 0, got {w!r}')
         for key in ('floor', 'ceiling'):
             v = args[key]
             if not isinstance(v, (int, float)) or not 0 <= v <= 1:
@@ -226,6 +240,11 @@ class StageThreshold:
                              f'{args["ceiling"]}')
         if kind == 'proportion':
             self._check_proportion_args(args)
+        elif kind == 'fixed':
+            if args['values'] is None:
+                raise MMExtError(f'semi_train_cfg {self.name}: fixed policy '
+                                 'needs values (a float or one per class)')
+            self.fixed_values = self._per_class(args['values'], 'values')
         elif args['mode'] not in ('high', 'middle'):
             raise MMExtError(f'semi_train_cfg {self.name}: gmm mode must be '
                              f"'high' or 'middle', got {args['mode']!r}")
@@ -258,13 +277,16 @@ class StageThreshold:
         if self.args['boxes_per_image'] is None:
             self.args['boxes_per_image'] = float(boxes_per_image)
 
-    def compute(self, class_scores: List[np.ndarray],
-                num_images: int) -> np.ndarray:
+    def compute(self, class_scores: List[np.ndarray], num_images: int,
+                iteration: Optional[int] = None) -> np.ndarray:
         """New per-class thresholds from the window's raw scores.
 
         Args:
             class_scores: Per class, the raw teacher scores in the window.
             num_images: Unlabeled images the window covers.
+            iteration: The iteration just finished (1-based); before
+                ``warmup_iters`` the warm-up values stay. None: no warm-up
+                by iterations.
 
         Returns:
             (C,) thresholds; a class with fewer than ``min_scores`` scores
@@ -284,6 +306,11 @@ class StageThreshold:
                 'set them in the policy dict)')
         out = self.fixed.copy()
         self.adapted[:] = False
+        if iteration is not None and iteration < a['warmup_iters']:
+            return out
+        if self.policy == 'fixed':
+            self.adapted[:] = True
+            return self.fixed_values.copy()
         for c, scores in enumerate(class_scores):
             if len(scores) < a['min_scores']:
                 continue

@@ -120,7 +120,7 @@ def test_write_config_switches_model_and_sets_recommendation(tmp_path,
     spec.loader.exec_module(tool)
     out = tmp_path / 'cfgs' / 'per_class.py'
     assert tool.main([str(work), '--target-precision', '0.6',
-                      '--write-config', str(out)]) == 0
+                      '--write-config', str(out), '--warmup-iters', '0']) == 0
     rec = json.loads((work / 'plot_pseudo_stats' /
                       'pseudo_thresholds.json').read_text())
     cfg = Config.fromfile(str(out))
@@ -159,3 +159,37 @@ def test_write_config_errors_are_one_line(tmp_path, capsys):
         run_cli(tool.main, [str(work), '--write-config',
                             str(tmp_path / 'x.txt')])
     assert info.value.code == 2
+
+
+def test_write_config_delays_the_thresholds_to_the_measured_iteration(
+        tmp_path):
+    """By default the values start where they were measured: before, the
+    run's own thresholds (fixed policies + PseudoThresholdHook)."""
+    import importlib.util
+
+    from mmext.models.pseudo_thresholds import PseudoThresholds
+    work = tmp_path / 'run'
+    work.mkdir()
+    _write_records(str(work))
+    Config.fromfile(DEMO_CONFIG).dump(str(work / 'demo.py'))
+    spec = importlib.util.spec_from_file_location(
+        'plot_pseudo_stats', os.path.join(ROOT, 'tools/plot_pseudo_stats.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'delayed.py'
+    assert tool.main([str(work), '--target-precision', '0.6', '--window', '1',
+                      '--write-config', str(out)]) == 0
+    cfg = Config.fromfile(str(out))
+    semi = cfg.model.semi_train_cfg
+    assert semi.cls_pseudo_thr.type == 'fixed'
+    assert semi.cls_pseudo_thr.warmup_iters == 11  # first_iter of the window
+    assert semi.cls_pseudo_thr.warmup_thr == 0.5
+    assert [h['type'] for h in cfg.custom_hooks][-1] == 'PseudoThresholdHook'
+    assert not [f for f in check_config(cfg) if f.severity == 'error']
+    state = PseudoThresholds(semi, 5)
+    state.update(10)
+    assert state.values('cls').tolist() == [0.5] * 5  # the run's own, before
+    assert state.values('initial').tolist() == [0.3] * 5
+    state.update(11)
+    assert state.values('cls').tolist() == pytest.approx(
+        [0.21 + 0.1 * c for c in range(5)])

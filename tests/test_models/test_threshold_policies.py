@@ -182,3 +182,29 @@ def test_fall_back_restores_configured_values():
     state.fall_back('test')
     assert state.values('cls').tolist() == [0.5] * C
     assert not state.due(4)
+
+
+def test_fixed_policy_and_warmup_iters():
+    cfg = dict(cls_pseudo_thr=dict(type='fixed', values=[0.2, 0.3, 0.4],
+                                   warmup_thr=0.5, warmup_iters=20,
+                                   update_interval=5))
+    state = PseudoThresholds(cfg, C)
+    assert not state.needs_scores
+    state.record([0], [0.9])
+    assert state.pending == []  # nothing recorded: no rule reads scores
+    state.update(15)
+    assert state.values('cls').tolist() == [0.5] * C
+    state.update(20)
+    assert state.values('cls').tolist() == [0.2, 0.3, 0.4]
+    with pytest.raises(MMExtError, match='needs values'):
+        StageThreshold('cls_pseudo_thr', dict(type='fixed'), C)
+    with pytest.raises(MMExtError, match='warmup_iters'):
+        StageThreshold('cls_pseudo_thr', dict(type='gmm', warmup_iters=-1), C)
+    # a score policy waits for warmup_iters too
+    state = _state(warmup_iters=8, min_scores=1)
+    for labels, scores in _images(4, 6):
+        state.record(labels, scores)
+    state.update(4)
+    assert state.values('cls').tolist() == [0.5] * C
+    state.update(8)
+    assert state.stages['cls'].adapted.any()
