@@ -186,3 +186,21 @@ def test_policy_failure_falls_back_and_training_goes_on(
     assert runner.iter == 4
     assert state.failure and 'injected' in state.failure
     assert state.values('cls').tolist() == [0.27] * 5
+
+
+def test_fixed_policy_switches_at_warmup_iters(tiny_demo_root, tmp_path):
+    """A --write-config style run: the run's own thresholds until
+    warmup_iters, the per-class values from then on (logged every
+    iteration)."""
+    cfg = _config(tiny_demo_root, str(tmp_path), 3)
+    values = [0.3, 0.26, 0.28, 0.27, 0.29]
+    cfg.model.semi_train_cfg.cls_pseudo_thr = dict(
+        type='fixed', values=values, warmup_thr=0.27, warmup_iters=2,
+        update_interval=1)
+    cfg.custom_hooks = cfg.custom_hooks[:2]
+    runner = build_runner(cfg)
+    runner.train()
+    rows = [r for r in read_scalars(str(tmp_path)) if 'pseudo/thr_cls/Chipped' in r]
+    # logged after each iteration's update: iteration 1 still warm-up
+    assert [r['pseudo/thr_cls/Chipped'] for r in rows] == pytest.approx(
+        [0.27, 0.26, 0.26])
