@@ -35,10 +35,6 @@ import numpy as np
 from ..utils import MMExtError, read_jsonl
 from .metrics_reader import classwise_ap, read_work_dir_validations
 
-#: Metrics per class (and for 'all' where it makes sense).
-MODELS = ('teacher', 'student')
-
-
 def _mean(values: Sequence[float]) -> Optional[float]:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(vals)) if vals else None
@@ -78,7 +74,16 @@ def _validation_metrics(work_dir: str, class_names: Sequence[str]) -> dict:
 
 def _pseudo_metrics(work_dir: str, class_names: Sequence[str],
                     window: int) -> dict:
-    recs = _read_jsonl(osp.join(work_dir, 'pseudo_label_stats.jsonl'))[-window:]
+    path = osp.join(work_dir, 'pseudo_label_stats.jsonl')
+    recs = _read_jsonl(path)[-window:]
+    try:
+        return _pseudo_totals(recs, class_names)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        raise MMExtError(f'{path}: not a pseudo-label record '
+                         f'({type(exc).__name__}: {exc})') from None
+
+
+def _pseudo_totals(recs: List[dict], class_names: Sequence[str]) -> dict:
     out = {}
     if not recs:
         return out
@@ -99,16 +104,25 @@ def _pseudo_metrics(work_dir: str, class_names: Sequence[str],
 
 
 def _anchor_metrics(work_dir: str, class_names: Sequence[str]) -> dict:
-    recs = _read_jsonl(osp.join(work_dir, 'anchor_match_stats.jsonl'))
+    path = osp.join(work_dir, 'anchor_match_stats.jsonl')
+    recs = _read_jsonl(path)
     out = {}
     if not recs:
         return out
-    rpn = recs[-1].get('rpn', {})
-    for name in list(class_names) + ['all']:
-        row = rpn.get(name) or {}
-        out[f'pos_per_gt/{name}'] = row.get('pos_per_gt')
-        out[f'no_pos_share/{name}'] = row.get('no_pos_share')
+    try:
+        rpn = recs[-1].get('rpn', {})
+        for name in list(class_names) + ['all']:
+            row = rpn.get(name) or {}
+            out[f'pos_per_gt/{name}'] = _number(row.get('pos_per_gt'))
+            out[f'no_pos_share/{name}'] = _number(row.get('no_pos_share'))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise MMExtError(f'{path}: not an anchor-match record '
+                         f'({type(exc).__name__}: {exc})') from None
     return out
+
+
+def _number(v) -> Optional[float]:
+    return None if v is None else float(v)
 
 
 def _loss_metrics(work_dir: str, window: int) -> dict:
@@ -123,8 +137,9 @@ def _loss_metrics(work_dir: str, window: int) -> dict:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if isinstance(rec, dict) and 'loss' in rec:
-                    losses.append(float(rec['loss']))
+                value = rec.get('loss') if isinstance(rec, dict) else None
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    losses.append(float(value))
     last = np.asarray(losses[-window:], float)
     if not last.size:
         return {}

@@ -31,6 +31,7 @@ iterations, from the scores of all processes), which also logs them and keeps
 them in the checkpoint; without the hook a policy stays at ``warmup_thr``.
 """
 import contextlib
+import copy
 import math
 from typing import Dict, List, Sequence
 
@@ -174,7 +175,6 @@ class PerClassPseudoThrMixin:
     def _filtered_copy(self, batch_data_samples, stage: str):
         if stage not in self.pseudo_thresholds.stages:
             return batch_data_samples
-        import copy
         return self.filter_pseudo_instances(
             copy.deepcopy(batch_data_samples), stage)
 

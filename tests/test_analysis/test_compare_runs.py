@@ -178,3 +178,20 @@ def test_cli_bootstrap_on_real_predictions(demo_eval_run, tmp_path, capsys):
                             '--out-dir', str(out)])
     assert info.value.code == 2
     assert 'another validation set' in capsys.readouterr().err
+
+
+def test_cli_malformed_and_wrong_typed_records(tmp_path, capsys):
+    tool = load_tool('compare_runs')
+    run = make_run(str(tmp_path / 'r'), AP_CONTROL)
+    path = os.path.join(run, 'pseudo_label_stats.jsonl')
+    for text, match in (('{"stages": ["raw", "cls"], "counts": 5}\n',
+                         'not a pseudo-label record'),
+                        ('garbage{\n', 'not JSON')):
+        with open(path, 'w') as f:
+            f.write(text)
+        with pytest.raises(SystemExit) as info:
+            run_cli(tool.main, [f'a={run}', f'b={run}', '--out-dir',
+                                str(tmp_path / 'o')])
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and match in err and path in err

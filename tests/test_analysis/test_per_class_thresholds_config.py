@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from analysis_fixtures import load_tool
 from helpers import DEMO_CONFIG, ROOT
 from mmext.analysis.config_check import check_config
 from mmext.hooks.pseudo_label_record import tally_record
@@ -108,16 +109,12 @@ def _write_records(work_dir):
 
 def test_write_config_switches_model_and_sets_recommendation(tmp_path,
                                                              capsys):
-    import importlib.util
     work = tmp_path / 'run'
     work.mkdir()
     _write_records(str(work))
     # mmengine dumps the run's config into its work_dir
     Config.fromfile(DEMO_CONFIG).dump(str(work / 'demo.py'))
-    spec = importlib.util.spec_from_file_location(
-        'plot_pseudo_stats', os.path.join(ROOT, 'tools/plot_pseudo_stats.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('plot_pseudo_stats')
     out = tmp_path / 'cfgs' / 'per_class.py'
     assert tool.main([str(work), '--target-precision', '0.6',
                       '--write-config', str(out), '--warmup-iters', '0']) == 0
@@ -140,14 +137,10 @@ def test_write_config_switches_model_and_sets_recommendation(tmp_path,
 
 
 def test_write_config_errors_are_one_line(tmp_path, capsys):
-    import importlib.util
     work = tmp_path / 'run'
     work.mkdir()
     _write_records(str(work))
-    spec = importlib.util.spec_from_file_location(
-        'plot_pseudo_stats', os.path.join(ROOT, 'tools/plot_pseudo_stats.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('plot_pseudo_stats')
     # no config in the work_dir
     with pytest.raises(SystemExit) as info:
         run_cli(tool.main, [str(work), '--write-config',
@@ -165,17 +158,13 @@ def test_write_config_delays_the_thresholds_to_the_measured_iteration(
         tmp_path):
     """By default the values start where they were measured: before, the
     run's own thresholds (fixed policies + PseudoThresholdHook)."""
-    import importlib.util
 
     from mmext.models.pseudo_thresholds import PseudoThresholds
     work = tmp_path / 'run'
     work.mkdir()
     _write_records(str(work))
     Config.fromfile(DEMO_CONFIG).dump(str(work / 'demo.py'))
-    spec = importlib.util.spec_from_file_location(
-        'plot_pseudo_stats', os.path.join(ROOT, 'tools/plot_pseudo_stats.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('plot_pseudo_stats')
     out = tmp_path / 'delayed.py'
     assert tool.main([str(work), '--target-precision', '0.6', '--window', '1',
                       '--write-config', str(out)]) == 0
