@@ -9,9 +9,13 @@ change in its correct mmext form:
   objective, 3 ratios, the config it writes);
 - ``focal``: ``SoftmaxFocalLoss`` (gamma 3.5, alpha 0.75, weight 2.5, the
   user's numbers) in the R-CNN head, the RPN unchanged;
-- ``perclass``: per-class pseudo-label thresholds (the proportion policy of
-  configs/soft_teacher/..._per-class-thr.py);
-- ``all``: the three together.
+- ``perclass``: per-class pseudo-label thresholds as a user gets them: the
+  control run of the same seed is measured by ``tools/plot_pseudo_stats.py
+  --write-config`` (precision target, applied from the iteration the
+  recommendation was measured at); ``--perclass-form proportion`` uses the
+  adaptive proportion policy instead;
+- ``all``: the three together (anchors and focal on top of the perclass
+  config).
 
 Every arm trains ``--seeds`` times (``randomness.seed``) for ``--iters``
 iterations with tools/train.py, is evaluated with tools/test.py --out and
@@ -70,18 +74,37 @@ def anchor_ratios(args, base: str) -> list:
     return [float(r) for r in ratios]
 
 
-def arm_config(arm: str, args) -> str:
+def recommended_thresholds(seed: int, args) -> str:
+    """The per-class config plot_pseudo_stats writes from the control run."""
+    path = osp.join(args.out, 'configs', f'perclass_s{seed}.py')
+    if not osp.isfile(path):
+        control = osp.join(args.out, f'{args.arms[0]}_s{seed}')
+        cmd = [sys.executable, 'tools/plot_pseudo_stats.py', control,
+               '--config', CONFIGS[args.dataset], '--target', 'precision',
+               '--write-config', path, '--out-dir',
+               osp.join(control, 'plot_pseudo_stats')]
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def arm_config(arm: str, seed: int, args) -> str:
     """Write the arm's config (stock + one change) under OUT/configs."""
     base = CONFIGS[args.dataset]
     if arm == 'stock':
         return base
+    recommended = (arm in ('perclass', 'all')
+                   and args.perclass_form == 'recommended')
+    if recommended:
+        if arm == 'perclass':
+            return recommended_thresholds(seed, args)
+        base = recommended_thresholds(seed, args)
     parts = []
     if arm in ('anchors', 'all'):
         ratios = anchor_ratios(args, base)
         parts.append(f'model.detector.rpn_head.anchor_generator.ratios = {ratios!r}')
     if arm in ('focal', 'all'):
         parts.append(f'model.detector.roi_head.bbox_head.loss_cls = {FOCAL}')
-    if arm in ('perclass', 'all'):
+    if arm in ('perclass', 'all') and not recommended:
         parts.append("model.type = 'PerClassSoftTeacher'")
         parts.append('model.semi_train_cfg.pseudo_label_initial_score_thr = 0.15')
         parts.append(f'model.semi_train_cfg.rpn_pseudo_thr = {PROPORTION}')
@@ -97,7 +120,7 @@ def arm_config(arm: str, args) -> str:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
     text = f'_base_ = [{base!r}]\n'
-    if arm in ('perclass', 'all'):
+    if arm in ('perclass', 'all') and not recommended:
         # mmengine replaces lists: the base's hooks plus the threshold hook
         import pprint
         from mmengine.config import Config
@@ -105,7 +128,8 @@ def arm_config(arm: str, args) -> str:
         hooks.insert(1, dict(type='PseudoThresholdHook'))
         text += 'custom_hooks = ' + pprint.pformat(hooks, sort_dicts=False) + '\n'
     text += 'model = ' + _render(model) + '\n'
-    path = osp.join(args.out, 'configs', f'{arm}.py')
+    path = osp.join(args.out, 'configs',
+                    f'{arm}_s{seed}.py' if recommended else f'{arm}.py')
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
         f.write(text)
@@ -123,7 +147,7 @@ def train(arm: str, seed: int, args) -> str:
     work = osp.join(args.out, f'{arm}_s{seed}')
     if osp.isfile(osp.join(work, f'iter_{args.iters}.pth')):
         return work
-    cmd = [sys.executable, 'tools/train.py', arm_config(arm, args),
+    cmd = [sys.executable, 'tools/train.py', arm_config(arm, seed, args),
            '--work-dir', work, '--max-iters', str(args.iters),
            '--cfg-options', f'randomness.seed={seed}']
     if args.data_root:
@@ -139,10 +163,10 @@ def train(arm: str, seed: int, args) -> str:
     return work
 
 
-def predict(arm: str, work: str, args) -> str:
+def predict(arm: str, seed: int, work: str, args) -> str:
     out = osp.join(work, 'eval', 'predictions.pkl')
     if not osp.isfile(out):
-        cmd = [sys.executable, 'tools/test.py', arm_config(arm, args),
+        cmd = [sys.executable, 'tools/test.py', arm_config(arm, seed, args),
                osp.join(work, f'iter_{args.iters}.pth'), '--work-dir',
                osp.join(work, 'eval'), '--out', out]
         if args.data_root:
@@ -215,6 +239,8 @@ def main(argv=None) -> int:
     parser.add_argument('--data-root', help='dataset folder (demo: '
                         'work_dirs/demo/data)')
     parser.add_argument('--out', help='default work_dirs/does_it_help_<dataset>')
+    parser.add_argument('--perclass-form', choices=['recommended', 'proportion'],
+                        default='recommended')
     parser.add_argument('--find-budget', type=float, metavar='MAP50')
     args = parser.parse_args(argv)
     args.out = args.out or osp.join(ROOT, f'work_dirs/does_it_help_{args.dataset}')
@@ -225,16 +251,21 @@ def main(argv=None) -> int:
             make_demo_dataset(args.data_root, seed=0)
     if args.find_budget is not None:
         return find_budget(args)
+    start = time.time()
     works = {arm: [train(arm, s, args) for s in args.seeds]
              for arm in args.arms}
-    preds = {arm: [predict(arm, w, args) for w in ws]
+    preds = {arm: [predict(arm, s, w, args) for s, w in zip(args.seeds, ws)]
              for arm, ws in works.items()}
     cmd = [sys.executable, 'tools/compare_runs.py',
            *[f'{a}={",".join(w)}' for a, w in works.items()],
            '--predictions', *[f'{a}={",".join(p)}' for a, p in preds.items()],
            '--gt', val_gt_json(args), '--out-dir',
            osp.join(args.out, 'compare'), '--expect', *USER_EXPECT]
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    rc = subprocess.run(cmd, cwd=ROOT).returncode
+    print(f'does_it_help: {len(args.arms)} arms x {len(args.seeds)} seeds x '
+          f'{args.iters} iterations in {(time.time() - start) / 60:.1f} min '
+          '(runs already trained are not retrained)', flush=True)
+    return rc
 
 
 if __name__ == '__main__':
