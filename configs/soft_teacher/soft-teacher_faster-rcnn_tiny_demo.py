@@ -291,13 +291,16 @@ custom_hooks = [
     # data_root). Writes <work_dir>/pseudo_label_stats.jsonl.
     dict(type='PseudoLabelStatsHook', interval=40,
          gt_ann_file='annotations/train_unlabeled_gt.json'),
-    # The user's monitoring plan (seed 004): loss CV < 3% over a window, no
-    # plateau of 5k iterations, NaN stops before a checkpoint is poisoned;
+    # The user's monitoring plan (seed 004), in a form a healthy run meets:
+    # the raw loss CV of 3-image batches is 30-100%, so "CV < 3%" would warn
+    # every window; instead a window warns when its median loss is 50% above
+    # the best window's (and 4 standard errors) or its noise/level doubled.
+    # No plateau of 5k iterations, NaN stops before a checkpoint is poisoned;
     # per-class AP after each validation with Severe_Rust/Chipped watched;
     # positive anchors/proposals per GT box per class. `tools/report.py`
     # turns the outputs into one HTML page.
-    dict(type='LossStabilityHook', window=100, cv_thr=0.03,
-         cv_increase_thr=0.10, patience_iters=5000),
+    dict(type='LossStabilityHook', window=100, rise_thr=0.5, min_z=4.0,
+         noise_ratio_thr=2.0, patience_iters=5000),
     dict(type='ClassAPTrackerHook', watch_classes=['Severe_Rust', 'Chipped'],
          max_map_drop=0.05, max_other_drop=0.01),
     dict(type='AnchorMatchStatsHook', interval=40),
