@@ -1,0 +1,80 @@
+"""Investigate a training run: findings first, then one change at a time.
+
+Reads what WORK_DIR holds (the config mmengine dumped there, validations,
+pseudo_label_stats.jsonl, anchor_match_stats.jsonl, loss_stability.jsonl, the
+log's warnings, WORK_DIR/eval/predictions.pkl or --predictions), runs every
+analysis those inputs allow (config check, per-class AP, pseudo labels per
+stage, anchor matching, loss stability, error breakdown, threshold sweep,
+class efficiency), applies the rules of mmext.analysis.findings and writes
+
+    OUT_DIR/report.md        the problem in numbers, findings ranked by
+                             strength of evidence and expected AP impact,
+                             likely root causes, actions, what to monitor
+    OUT_DIR/findings.json    the same, machine-readable
+    OUT_DIR/actions/*.py     one config per action (per-class pseudo
+                             thresholds, anchor ratios, focal loss, ...)
+
+OUT_DIR defaults to WORK_DIR/investigation; tools/report.py WORK_DIR puts
+the findings at the top of the HTML run report. What could not run is listed
+with the reason.
+
+Example:
+    python tools/investigate.py work_dirs/demo --data-root work_dirs/demo/data
+"""
+import argparse
+import os.path as osp
+from typing import List, Optional
+
+from mmext.analysis.investigation import (DEFAULT_DEPLOY_THR, Context,
+                                          investigate)
+from mmext.utils import MMExtError, run_cli
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('work_dir', help='training work_dir')
+    parser.add_argument('--config', help="the run's config (default: the "
+                        'newest *.py mmengine dumped into WORK_DIR)')
+    parser.add_argument('--predictions', help='tools/test.py --out pickle or '
+                        'COCO results json on the validation set (default: '
+                        'WORK_DIR/eval/predictions.pkl if present)')
+    parser.add_argument('--gt', help='ground-truth COCO json of the '
+                        "predictions (default: the config's val set)")
+    parser.add_argument('--data-root', help="replaces the config's data root")
+    parser.add_argument('--deploy-thr', type=float, default=DEFAULT_DEPLOY_THR,
+                        help='score threshold the detector is deployed at '
+                        f'({DEFAULT_DEPLOY_THR}, mmdet DetInferencer default)')
+    parser.add_argument('--no-anchor-search', action='store_true',
+                        help="do not run anchor_fit's search for the anchor "
+                        'action (it reads the labeled train boxes)')
+    parser.add_argument('--out-dir', help='default WORK_DIR/investigation')
+    args = parser.parse_args(argv)
+    if not 0 <= args.deploy_thr <= 1:
+        raise MMExtError(f'--deploy-thr must be in [0, 1], got '
+                         f'{args.deploy_thr}')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    ctx = Context(work_dir=args.work_dir,
+                  out_dir=args.out_dir or osp.join(args.work_dir,
+                                                   'investigation'),
+                  config_path=args.config, data_root=args.data_root,
+                  predictions=args.predictions, gt=args.gt,
+                  deploy_thr=args.deploy_thr,
+                  anchor_search=not args.no_anchor_search)
+    content = investigate(ctx)
+    print()
+    print(content['report'])
+    print(f'written: {osp.join(ctx.out_dir, "report.md")}, findings.json'
+          + (f', {len(content["actions"])} action(s) under '
+             f'{osp.join(ctx.out_dir, "actions")}' if content['actions']
+             else ''))
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
