@@ -10,8 +10,11 @@ Sources, all inside the run's work_dir (every one optional):
 - ``class_ap_history.json`` (ClassAPTrackerHook),
   ``anchor_match_stats.jsonl`` (AnchorMatchStatsHook),
   ``pseudo_label_stats.jsonl`` (PseudoLabelStatsHook).
+- ``investigation/findings.json`` (tools/investigate.py): ranked findings,
+  shown first in the report; without it the report says how to make one.
 
-Malformed lines are skipped and counted, never fatal.
+Malformed lines (an unreadable findings.json) are skipped and counted, never
+fatal.
 """
 import base64
 import glob
@@ -44,6 +47,8 @@ class RunData:
         watch_classes: Classes the tracker was told to watch.
         anchor_stats: AnchorMatchStatsHook records.
         pseudo_label_stats: PseudoLabelStatsHook records.
+        investigation: ``investigation/findings.json`` normalised by
+            :func:`read_investigation`, or None (absent or unreadable).
         skipped: Source -> number of unreadable lines.
     """
 
@@ -54,6 +59,7 @@ class RunData:
     watch_classes: List[str] = field(default_factory=list)
     anchor_stats: List[dict] = field(default_factory=list)
     pseudo_label_stats: List[dict] = field(default_factory=list)
+    investigation: Optional[dict] = None
     skipped: Dict[str, int] = field(default_factory=dict)
 
     def series(self, key: str) -> Tuple[List[int], List[float]]:
@@ -148,6 +154,57 @@ def read_warnings(work_dir: str) -> List[dict]:
     return warnings
 
 
+def read_investigation(path: str, skipped: Dict[str, int]
+                       ) -> Optional[dict]:
+    """``findings.json`` of tools/investigate.py, normalised for rendering.
+
+    Args:
+        path: The file.
+        skipped: Counter; ``findings.json`` counts the file when it is not a
+            JSON object, plus each finding/skip entry that is not an object.
+
+    Returns:
+        ``{'problem': {'summary', 'rows'}, 'findings': [...] (rank order),
+        'skipped': [...]}`` with the entries as written (keys may be
+        missing), or None when the file is unreadable.
+    """
+    name = os.path.basename(path)
+    try:
+        with open(path, encoding='utf-8') as f:
+            content = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        content = None
+    if not isinstance(content, dict):
+        skipped[name] = skipped.get(name, 0) + 1
+        return None
+    problem = content.get('problem')
+    problem = problem if isinstance(problem, dict) else {}
+    out = {'problem': {'summary': problem.get('summary'),
+                       'rows': _objects(problem.get('rows'), name, skipped)},
+           'findings': _objects(content.get('findings'), name, skipped),
+           'skipped': _objects(content.get('skipped'), name, skipped)}
+    out['findings'].sort(key=_rank_key)
+    return out
+
+
+def _rank_key(finding: dict) -> Tuple[bool, float]:
+    """Rank order; unranked entries last, in file order (sort is stable)."""
+    rank = finding.get('rank')
+    ranked = isinstance(rank, (int, float)) and not isinstance(rank, bool)
+    return (not ranked, rank if ranked else 0.0)
+
+
+def _objects(value, name: str, skipped: Dict[str, int]) -> List[dict]:
+    """The dict entries of a list (anything else counted in ``skipped``)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    bad = sum(not isinstance(v, dict) for v in items)
+    if bad:
+        skipped[name] = skipped.get(name, 0) + bad
+    return [v for v in items if isinstance(v, dict)]
+
+
 def load_run(work_dir: str) -> RunData:
     """Read every monitor output of ``work_dir``.
 
@@ -174,6 +231,9 @@ def load_run(work_dir: str) -> RunData:
         path = os.path.join(work_dir, name)
         if os.path.isfile(path):
             setattr(data, attr, read_jsonl(path, data.skipped))
+    findings_path = os.path.join(work_dir, 'investigation', 'findings.json')
+    if os.path.isfile(findings_path):
+        data.investigation = read_investigation(findings_path, data.skipped)
     if not (data.scalars or data.warnings or data.class_ap
             or data.anchor_stats or data.pseudo_label_stats):
         raise MMExtError(f'{work_dir}: no mmengine run found (no '
@@ -222,14 +282,18 @@ def render_html(data: RunData, band_window: int = 10,
                 cv_thr: float = 0.03) -> str:
     """The report: one HTML string, plots embedded as base64 PNG.
 
+    Order: the title, the investigation's findings (or a note saying how to
+    get them), then under ``Evidence`` the summary and the monitors' plots.
+
     Args:
         data: What :func:`load_run` read.
         band_window: Logged points per rolling band of the loss plot.
         cv_thr: Target CV drawn on the CV plot (0.03 = 3%).
     """
     from mmext.viz import monitor_plots as plots
+    # The findings first: what to do; the monitors' plots back them up.
     sections = [f'<h1>Run report: {html.escape(data.work_dir)}</h1>',
-                _summary(data)]
+                _findings_section(data), '<h2>Evidence</h2>', _summary(data)]
     losses = loss_series(data)
     if losses:
         fig = plots.plot_losses_with_band(losses, band_window,
@@ -256,10 +320,58 @@ def render_html(data: RunData, band_window: int = 10,
     style = ('body{font-family:sans-serif;margin:2em;max-width:1100px}'
              'table{border-collapse:collapse;font-size:12px}'
              'td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
-             'td.t{text-align:left}img{max-width:100%}')
+             'td.t{text-align:left}img{max-width:100%}'
+             'table{margin:0.5em 0}table.findings td{vertical-align:top}'
+             'p.note{background:#fff6d5;padding:4px 8px}')
     return ('<!DOCTYPE html><html><head><meta charset="utf-8">'
             f'<title>mmext run report</title><style>{style}</style></head>'
             f'<body>{"".join(sections)}</body></html>')
+
+
+#: Columns of the findings table: (finding key, header).
+FINDING_COLUMNS = (('rank', 'rank'), ('title', 'finding'),
+                   ('strength', 'strength'), ('impact', 'impact (AP)'),
+                   ('evidence', 'evidence'), ('tool', 'tool'),
+                   ('action', 'action'), ('action_config', 'config'),
+                   ('monitor', 'monitor'))
+
+
+def _findings_section(data: RunData) -> str:
+    """Problem, ranked findings and skipped analyses; or how to get them."""
+    inv = data.investigation
+    if inv is None:
+        broken = 'findings.json' in data.skipped
+        note = ('investigation/findings.json could not be read; rerun '
+                if broken else 'No investigation yet: run ')
+        return (f'<p class="note">{html.escape(note)}<code>tools/'
+                f'investigate.py {html.escape(data.work_dir)}</code></p>')
+    parts = ['<h2>Findings</h2>']
+    summary = inv['problem'].get('summary')
+    if summary:
+        parts.append(f'<p>{html.escape(str(summary))}</p>')
+    parts.append(_table(inv['problem']['rows']))
+    if inv['findings']:
+        parts.append(_findings_table(inv['findings']))
+    else:
+        parts.append('<p>No finding: no analysis found a cause.</p>')
+    if inv['skipped']:
+        parts.append('<p>Analyses skipped:</p><ul>' + ''.join(
+            f'<li>{html.escape(str(s.get("analysis", "?")))}: '
+            f'{html.escape(str(s.get("reason", "")))}</li>'
+            for s in inv['skipped']) + '</ul>')
+    md = os.path.join(data.work_dir, 'investigation', 'report.md')
+    if os.path.isfile(md):
+        parts.append(f'<p>Full write-up: <code>{html.escape(md)}</code></p>')
+    return ''.join(parts)
+
+
+def _findings_table(findings: List[dict]) -> str:
+    """One row per finding in the given (rank) order; missing keys -> '-'."""
+    head = ''.join(f'<th>{html.escape(h)}</th>' for _, h in FINDING_COLUMNS)
+    body = ''.join('<tr>' + ''.join(_cell(f.get(k)) for k, _ in
+                                    FINDING_COLUMNS) + '</tr>'
+                   for f in findings)
+    return f'<table class="findings"><tr>{head}</tr>{body}</table>'
 
 
 def _summary(data: RunData) -> str:
@@ -284,7 +396,8 @@ def _anchor_rows(record: dict) -> List[dict]:
 
 
 def _section(title: str, body: str) -> str:
-    return f'<h2>{html.escape(title)}</h2>{body}'
+    """A part of the evidence (under the ``Evidence`` heading)."""
+    return f'<h3>{html.escape(title)}</h3>{body}'
 
 
 def _img(fig) -> str:

@@ -123,32 +123,19 @@ def plot_anchor_stats(records: Sequence[dict]) -> Figure:
 
 
 def plot_pseudo_label_stats(records: Sequence[dict]) -> Figure:
-    """Kept ratio and count of pseudo-labels per class and stage.
+    """Kept ratio of pseudo-labels: one panel per class, a line per stage.
+
+    The small multiples of :func:`mmext.viz.pseudo_plots.plot_kept_ratio`
+    (thresholds in force named per stage, shared y axis), drawn from
+    whatever the records hold: lines missing keys leave gaps.
 
     Args:
         records: PseudoLabelStatsHook JSON lines with ``iter`` and, where
-            present, ``kept_ratio`` / ``counts`` as {stage: {class: value}}.
+            present, ``classes``, ``stages``, ``thresholds`` and
+            ``counts`` / ``kept_ratio`` as {stage: {class: value}}.
     """
-    fields = [f for f in ('kept_ratio', 'counts')
-              if any(isinstance(r.get(f), dict) for r in records)]
-    fig, axes = plt.subplots(1, max(len(fields), 1),
-                             figsize=(6 * max(len(fields), 1), 4),
-                             squeeze=False)
-    for ax, field in zip(axes[0], fields):
-        lines: Dict[str, Tuple[list, list]] = {}
-        for r in records:
-            for stage, per_class in (r.get(field) or {}).items():
-                if not isinstance(per_class, dict):
-                    continue
-                for name, value in per_class.items():
-                    xs, ys = lines.setdefault(f'{stage}/{name}', ([], []))
-                    xs.append(r.get('iter'))
-                    ys.append(_nan(value))
-        for name, (xs, ys) in sorted(lines.items()):
-            ax.plot(xs, ys, marker='.', label=name)
-        _label(ax, field, f'pseudo labels: {field}', ncol=2)
-    fig.tight_layout()
-    return fig
+    from .pseudo_plots import plot_kept_ratio
+    return plot_kept_ratio(records)
 
 
 def ordered_union(keyed: Iterable[Iterable[str]]) -> List[str]:

@@ -103,3 +103,87 @@ def test_tool_bad_input(tmp_path, capsys):
     assert code == 2 and ':1: not a pseudo-label record' in err
     code, err = run_cli_in_process(capsys, str(tmp_path), '--window', '0')
     assert code == 2 and '--window' in err
+
+
+def kept_ratio_by_hand(records, stage, name):
+    """counts[stage] / counts['raw'] per record, NaN where raw is 0."""
+    return [r['counts'][stage][name] / r['counts']['raw'][name]
+            if r['counts']['raw'][name] else float('nan') for r in records]
+
+
+def panels_of(fig):
+    """Visible axes by title class name, and each one's lines by label."""
+    out = {}
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        # ' = rpn' (a line equal to the previous stage's) is dropped
+        lines = {ln.get_label().split(' = ')[0]: ln for ln in ax.get_lines()
+                 if not ln.get_label().startswith('_')}
+        out[ax.get_title().split(':')[0]] = (ax, lines)
+    return out
+
+
+def test_kept_ratio_small_multiples(tmp_path):
+    from mmext.hooks.pseudo_label_record import read_records
+    from mmext.viz.pseudo_plots import plot_kept_ratio
+    records = read_records(write_run(str(tmp_path), num_records=4))
+    # A class the teacher never predicted, and per-class cls thresholds
+    # that change after the second record (as PerClassSoftTeacher's warmup).
+    for k, r in enumerate(records):
+        r['classes'] = NAMES + ['Chipped']
+        for stage in r['stages']:
+            r['counts'][stage]['Chipped'] = 0
+            r['kept_ratio'][stage]['Chipped'] = None
+        r['thresholds']['cls'] = ([0.4, 0.4, 0.4] if k < 2 else
+                                  [0.25, 0.4, 0.125])
+    # Make one record keep fewer boxes so the lines are not constant.
+    records[2]['counts']['cls']['Broken'] = 1
+    fig = plot_kept_ratio(records, ('initial', 'rpn', 'cls', 'reg'))
+    panels = panels_of(fig)
+    assert list(panels) == NAMES + ['Chipped']  # one panel per class
+    assert len(fig.axes) == 3  # 3 classes fill one row of 3 columns
+    iters = [r['iter'] for r in records]
+    for name in NAMES:
+        ax, lines = panels[name]
+        assert ax.get_ylim() == (0, 1.05)
+        stages = [label.split(' ')[0] for label in lines]
+        assert stages == ['initial', 'rpn', 'cls', 'reg']
+        for label, line in lines.items():
+            want = kept_ratio_by_hand(records, label.split(' ')[0], name)
+            np.testing.assert_allclose(line.get_ydata(), want)
+            np.testing.assert_array_equal(line.get_xdata(), iters)
+    # 4 images x 2 raw Broken boxes; the edited record keeps 1 of its 8.
+    assert panels['Broken'][1]['cls (thr 0.4)'].get_ydata()[2] == 1 / 8
+    # Thresholds: the class's own, last value, and the change when any.
+    assert 'initial (thr 0.5)' in panels['Severe_Rust'][1]
+    assert 'cls (thr 0.4->0.25)' in panels['Severe_Rust'][1]
+    assert 'cls (thr 0.4)' in panels['Broken'][1]  # unchanged for Broken
+    assert 'reg (unc < 0.02)' in panels['Broken'][1]
+    # every stage keeps the same boxes here, and the legend says so
+    assert 'rpn (thr 0.4) = initial' in [
+        ln.get_label() for ln in panels['Broken'][0].get_lines()]
+    # The change is marked where the record that shows it starts.
+    changes = [ln.get_xdata()[0] for ln in panels['Severe_Rust'][0]
+               .get_lines() if ln.get_label().startswith('_')]
+    assert changes == [records[2]['first_iter']]
+    ax, lines = panels['Chipped']
+    assert not lines and 'no raw teacher boxes' in ' '.join(
+        t.get_text() for t in ax.texts)
+    # Default stages: every recorded one but raw (the denominator).
+    default = panels_of(plot_kept_ratio(records))
+    assert [k.split(' ')[0] for k in default['Broken'][1]] == \
+        [s for s in records[-1]['stages'] if s != 'raw']
+
+
+def test_threshold_label_and_history():
+    from mmext.viz.pseudo_plots import threshold_history, threshold_label
+    assert threshold_label([0.5, 0.5]) == '0.5'
+    assert threshold_label([0.5, 0.41, 0.41]) == '0.5->0.41'
+    assert threshold_label([0.5, 0.3, 0.41]) == '0.5->...->0.41'
+    assert threshold_label([None, None]) == 'none'
+    records = [{'classes': ['a', 'b'], 'thresholds': {'cls': v}}
+               for v in (0.5, [0.2, 0.3], {'a': 1}, None, [0.1])]
+    records.append({'thresholds': {'cls': [0.7, 0.8]}})  # no classes
+    assert threshold_history(records, 'cls', 'b') == [0.5, 0.3, None, None,
+                                                      None, None]

@@ -167,3 +167,88 @@ def test_chromium_renders_the_report(work_dir, tmp_path):
     colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(
         -1, 3), axis=0)
     assert len(colours) > 50
+
+
+def _finding(rank, title, **extra):
+    row = dict(rank=rank, rule=f'rule{rank}', title=title,
+               strength='strong', impact=0.04, classes=['Broken'],
+               evidence=f'evidence {rank}: AP 0.12 vs 0.40', tool='tools/x.py',
+               cause='cause', action=f'action {rank}',
+               action_config=f'work_dirs/run/fix{rank}.py',
+               monitor=f'monitor {rank}')
+    row.update(extra)
+    return row
+
+
+def _write_findings(work_dir, content):
+    folder = os.path.join(work_dir, 'investigation')
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, 'findings.json'), 'w') as f:
+        f.write(content if isinstance(content, str) else json.dumps(content))
+
+
+def test_findings_open_the_report(work_dir):
+    _write_findings(work_dir, dict(
+        work_dir=work_dir,
+        problem=dict(summary='Broken AP 0.12 is far below the mean 0.40',
+                     rows=[dict(**{'class': 'Broken'}, ap=0.12, ap50=None)]),
+        # file order is not rank order; one entry lacks most keys
+        findings=[_finding(3, 'third'), _finding(1, 'first <b>bold</b>'),
+                  {'rank': 2, 'title': 'second, sparse'}, 'not a dict'],
+        skipped=[dict(analysis='anchor_fit', reason='no annotation file')]))
+    data = load_run(work_dir)
+    assert [f['rank'] for f in data.investigation['findings']] == [1, 2, 3]
+    assert data.skipped['findings.json'] == 1  # the non-dict entry
+    page = render_html(data)
+    findings_at = page.index('<h2>Findings</h2>')
+    assert findings_at < page.index('<img') and findings_at < page.index(
+        'training iterations logged')  # before the summary and every plot
+    assert findings_at < page.index('<h2>Evidence</h2>') < page.index('<img')
+    assert page.index('Broken AP 0.12 is far below') < page.index(
+        'first &lt;b&gt;bold&lt;/b&gt;')
+    assert '<b>bold</b>' not in page
+    titles = [page.index(t) for t in ('first &lt;b&gt;', 'second, sparse',
+                                      '>third<')]
+    assert titles == sorted(titles)
+    assert 'work_dirs/run/fix1.py' in page and 'monitor 3' in page
+    assert 'anchor_fit: no annotation file' in page
+    assert 'No investigation yet' not in page
+
+
+@pytest.mark.parametrize('content', ['{not json', '[1, 2]'])
+def test_broken_findings_are_counted_not_fatal(work_dir, content):
+    _write_findings(work_dir, content)
+    data = load_run(work_dir)
+    assert data.investigation is None
+    assert data.skipped['findings.json'] == 1
+    page = render_html(data)
+    assert '<h2>Findings</h2>' not in page and 'findings.json: 1' in page
+    assert 'could not be read' in page and page.count('data:image/png') == 4
+
+
+def test_no_investigation_says_how(work_dir):
+    page = render_html(load_run(work_dir))
+    note = page.index('No investigation yet: run <code>tools/investigate.py')
+    assert note < page.index('<img')
+
+
+def test_report_pseudo_plot_is_one_panel_per_class(work_dir):
+    from mmext.viz.monitor_plots import plot_pseudo_label_stats
+    records = load_run(work_dir).pseudo_label_stats
+    records.append({'iter': 80, 'classes': ['Chipped', 'Broken'],
+                    'stages': ['raw', 'cls'],
+                    'thresholds': {'cls': [0.6, 0.7]},
+                    'counts': {'raw': {'Chipped': 10, 'Broken': 0},
+                               'cls': {'Chipped': 4, 'Broken': 0}}})
+    fig = plot_pseudo_label_stats(records)
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title().split(':')[0] for ax in visible] == [
+        'Chipped', 'Broken']
+    chipped = [ln for ln in visible[0].get_lines()
+               if not ln.get_label().startswith('_')]
+    assert [ln.get_label() for ln in chipped] == ['cls (thr 0.6)']
+    # kept_ratio where only it is given; counts (4 / 10) where they are;
+    # a gap where the raw count is missing or the record has neither
+    np.testing.assert_allclose(chipped[0].get_ydata(),
+                               [0.1, np.nan, np.nan, 0.4])
+    assert 'no raw teacher boxes' in visible[1].texts[0].get_text()
