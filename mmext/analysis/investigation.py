@@ -273,6 +273,10 @@ def _read_efficiency(ctx: Context) -> None:
                                                val['all']['model'])
 
 
+STEP_ANALYSIS = {'anchors': 'anchor matching', 'pseudo': 'pseudo labels',
+                 'stability': 'loss stability',
+                 'predictions': 'error breakdown, threshold sweep',
+                 'efficiency': 'class efficiency'}
 EVIDENCE_STEPS: Tuple[Callable[[Context], None], ...] = (
     _read_config, _read_validation, _read_pseudo, _read_anchors,
     _read_stability, _read_config_check, _read_predictions,
@@ -284,10 +288,13 @@ def gather_evidence(ctx: Context, progress: bool = True) -> Context:
     if not osp.isdir(ctx.work_dir):
         raise MMExtError(f'{ctx.work_dir}: not a folder')
     for step in EVIDENCE_STEPS:
+        name = step.__name__[len('_read_'):].replace('_', ' ')
         if progress:
-            print(f'investigate: {step.__name__[1:].replace("_", " ")}',
-                  flush=True)
-        step(ctx)
+            print(f'investigate: {name}', flush=True)
+        try:
+            step(ctx)
+        except MMExtError as exc:  # a bad file skips its analysis only
+            ctx.skip(STEP_ANALYSIS.get(name, name), str(exc))
     if not ctx.evidence.class_names:
         raise MMExtError(f'{ctx.work_dir}: no config and no monitor records '
                          'to take the class names from (pass --config)')
