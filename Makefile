@@ -26,6 +26,7 @@ demo: install
 	# demo-steps: later tools add their run on the demo outputs below this line
 	$(PY) tools/plot_pseudo_stats.py $(DEMO) --write-config $(DEMO)/per_class_thr/per-class-thr.py
 	$(PY) tools/check_config.py $(DEMO)/per_class_thr/per-class-thr.py --json $(DEMO)/check_config/per_class_thr.json
+	$(PY) tools/investigate.py $(DEMO) --data-root $(DEMO)/data
 	$(PY) tools/report.py $(DEMO)
 	$(PY) tools/anchor_fit.py $(DEMO_CFG) --data-root $(DEMO)/data --out-dir $(DEMO)/anchor_fit --no-progress
 	$(PY) tools/class_efficiency.py --config $(DEMO_CFG) --data-root $(DEMO)/data --work-dir $(DEMO) --metrics $(DEMO)/eval/metrics.json --out-dir $(DEMO)/analysis/class_efficiency
