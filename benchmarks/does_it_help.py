@@ -75,15 +75,23 @@ def anchor_ratios(args, base: str) -> list:
 
 
 def recommended_thresholds(seed: int, args) -> str:
-    """The per-class config plot_pseudo_stats writes from the control run."""
+    """The per-class config plot_pseudo_stats writes from the control run:
+    precision target where the hook had the unlabeled GT (the demo), else
+    the kept-ratio target (NEU-DET's unlabeled parts have no GT json)."""
     path = osp.join(args.out, 'configs', f'perclass_s{seed}.py')
     if not osp.isfile(path):
         control = osp.join(args.out, f'{args.arms[0]}_s{seed}')
-        cmd = [sys.executable, 'tools/plot_pseudo_stats.py', control,
-               '--config', CONFIGS[args.dataset], '--target', 'precision',
-               '--write-config', path, '--out-dir',
-               osp.join(control, 'plot_pseudo_stats')]
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        for target in ('precision', 'kept-ratio'):
+            cmd = [sys.executable, 'tools/plot_pseudo_stats.py', control,
+                   '--config', CONFIGS[args.dataset], '--target', target,
+                   '--write-config', path, '--out-dir',
+                   osp.join(control, 'plot_pseudo_stats')]
+            if subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                break
+        else:
+            raise SystemExit(f'{control}: plot_pseudo_stats wrote no '
+                             'per-class config')
     return path
 
 
@@ -213,12 +221,16 @@ def val_gt_json(args) -> str:
 
 
 def find_budget(args) -> int:
+    """Train the control once for --iters (its own folder under OUT) and
+    report the first validation whose teacher mAP50 reaches the target."""
     from mmext.analysis.metrics_reader import read_work_dir_validations
-    work = train('stock', args.seeds[0], args)
+    args.out = osp.join(args.out, 'find_budget')
+    work = train(args.arms[0], args.seeds[0], args)
     for rec in read_work_dir_validations(work):
         if rec.get('teacher/coco/bbox_mAP_50', 0) >= args.find_budget:
             print(f'control reaches teacher mAP50 >= {args.find_budget} at '
-                  f'iteration {int(rec.get("step", 0))}')
+                  f'iteration {int(rec.get("step", 0))} '
+                  f'(mAP50 {rec["teacher/coco/bbox_mAP_50"]:.3f})')
             return 0
     print(f'control did not reach teacher mAP50 {args.find_budget} in '
           f'{args.iters} iterations')
