@@ -226,7 +226,11 @@ def find_budget(args) -> int:
     from mmext.analysis.metrics_reader import read_work_dir_validations
     args.out = osp.join(args.out, 'find_budget')
     work = train(args.arms[0], args.seeds[0], args)
-    for rec in read_work_dir_validations(work):
+    records = read_work_dir_validations(work)
+    print('teacher mAP50 by iteration: ' + ', '.join(
+        f'{int(r.get("step", 0))}: {r.get("teacher/coco/bbox_mAP_50", 0):.3f}'
+        for r in records))
+    for rec in records:
         if rec.get('teacher/coco/bbox_mAP_50', 0) >= args.find_budget:
             print(f'control reaches teacher mAP50 >= {args.find_budget} at '
                   f'iteration {int(rec.get("step", 0))} '
