@@ -7,7 +7,9 @@ Example:
 
 Reads WORK_DIR/<timestamp>/vis_data/scalars.json and the log, and the files
 of mmext's monitors (class_ap_history.json, anchor_match_stats.jsonl,
-pseudo_label_stats.jsonl) when present. Writes WORK_DIR/report/report.html
+pseudo_label_stats.jsonl, loss_stability.jsonl) and
+WORK_DIR/investigation/findings.json (tools/investigate.py: the report then
+opens with the findings) when present. Writes WORK_DIR/report/report.html
 (plots embedded as PNG), report/warnings.json and report/stability.csv, and
 prints the loss stability table and the warnings.
 """
@@ -27,8 +29,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--out', help='HTML file (default WORK_DIR/report/report.html)')
     parser.add_argument('--band-window', type=int, default=10,
                         help='logged points per rolling band of the loss plot')
-    parser.add_argument('--cv-thr', type=float, default=0.03,
-                        help='target coefficient of variation drawn on the plot')
+    parser.add_argument('--cv-thr', type=float, default=None,
+                        help='a target coefficient of variation to draw on the '
+                        'raw-CV plot (none by default)')
     return parser.parse_args(argv)
 
 

@@ -59,6 +59,7 @@ class RunData:
     watch_classes: List[str] = field(default_factory=list)
     anchor_stats: List[dict] = field(default_factory=list)
     pseudo_label_stats: List[dict] = field(default_factory=list)
+    loss_windows: List[dict] = field(default_factory=list)
     investigation: Optional[dict] = None
     skipped: Dict[str, int] = field(default_factory=dict)
 
@@ -227,7 +228,8 @@ def load_run(work_dir: str) -> RunData:
         except (json.JSONDecodeError, AttributeError):
             data.skipped['class_ap_history.json'] = 1
     for name, attr in (('anchor_match_stats.jsonl', 'anchor_stats'),
-                       ('pseudo_label_stats.jsonl', 'pseudo_label_stats')):
+                       ('pseudo_label_stats.jsonl', 'pseudo_label_stats'),
+                       ('loss_stability.jsonl', 'loss_windows')):
         path = os.path.join(work_dir, name)
         if os.path.isfile(path):
             setattr(data, attr, read_jsonl(path, data.skipped))
@@ -235,7 +237,8 @@ def load_run(work_dir: str) -> RunData:
     if os.path.isfile(findings_path):
         data.investigation = read_investigation(findings_path, data.skipped)
     if not (data.scalars or data.warnings or data.class_ap
-            or data.anchor_stats or data.pseudo_label_stats):
+            or data.anchor_stats or data.pseudo_label_stats
+            or data.loss_windows):
         raise MMExtError(f'{work_dir}: no mmengine run found (no '
                          '<timestamp>/vis_data/scalars.json, log or monitor '
                          'files)')
@@ -269,6 +272,31 @@ def stability_table(data: RunData, last_n: int = 10) -> List[dict]:
     return rows
 
 
+def loss_window_rows(data: RunData) -> List[dict]:
+    """LossStabilityHook's per-window numbers (loss_stability.jsonl): the
+    level, relative noise, rise over the best window and noise ratio that
+    its warnings are decided on, one row per window and watched loss."""
+    rows = []
+    for rec in data.loss_windows:
+        losses = rec.get('losses')
+        if not isinstance(losses, dict):
+            continue
+        for key, v in losses.items():
+            if not isinstance(v, dict):
+                continue
+            alarm = [n[:-len('_alarm')] for n in ('level_alarm',
+                                                  'noise_alarm') if v.get(n)]
+            rows.append({'iter': rec.get('iter'), 'loss': key,
+                         'median': v.get('level'),
+                         'noise/level': v.get('rel_noise'),
+                         'rise vs best': v.get('rise'),
+                         'noise ratio': v.get('noise_ratio'),
+                         'state': 'warm-up' if rec.get('warmup') else
+                         'reference' if v.get('reference') else
+                         ', '.join(alarm) or 'ok'})
+    return rows
+
+
 def figure_to_base64_png(fig) -> str:
     """A matplotlib figure as a base64 PNG string (the figure is closed)."""
     import matplotlib.pyplot as plt
@@ -279,7 +307,7 @@ def figure_to_base64_png(fig) -> str:
 
 
 def render_html(data: RunData, band_window: int = 10,
-                cv_thr: float = 0.03) -> str:
+                cv_thr: Optional[float] = None) -> str:
     """The report: one HTML string, plots embedded as base64 PNG.
 
     Order: the title, the investigation's findings (or a note saying how to
@@ -288,7 +316,9 @@ def render_html(data: RunData, band_window: int = 10,
     Args:
         data: What :func:`load_run` read.
         band_window: Logged points per rolling band of the loss plot.
-        cv_thr: Target CV drawn on the CV plot (0.03 = 3%).
+        cv_thr: A CV target to draw on the raw-CV plot (0.03 = 3%); None
+            draws none (the raw CV of small batches is noise, see
+            LossStabilityHook).
     """
     from mmext.viz import monitor_plots as plots
     # The findings first: what to do; the monitors' plots back them up.
@@ -299,7 +329,8 @@ def render_html(data: RunData, band_window: int = 10,
         fig = plots.plot_losses_with_band(losses, band_window,
                                           cv_series(data) or None, cv_thr)
         sections.append(_section('Losses and stability', _img(fig) +
-                                 _table(stability_table(data))))
+                                 _table(stability_table(data)) +
+                                 _table(loss_window_rows(data))))
     if data.class_ap:
         fig = plots.plot_class_ap_progression(data.class_ap,
                                               data.watch_classes)
@@ -425,7 +456,8 @@ def _table(rows: List[dict]) -> str:
 
 
 def write_report(data: RunData, out_path: Optional[str] = None,
-                 band_window: int = 10, cv_thr: float = 0.03) -> str:
+                 band_window: int = 10, cv_thr: Optional[float] = None
+                 ) -> str:
     """Write the HTML report of what :func:`load_run` read.
 
     Args:

@@ -36,14 +36,14 @@ def rolling_band(values: Sequence[float], window: int
 
 def plot_losses_with_band(losses: Dict[str, Series], window: int = 10,
                           cv: Optional[Dict[str, Series]] = None,
-                          cv_thr: float = 0.03) -> Figure:
+                          cv_thr: Optional[float] = None) -> Figure:
     """Each loss with its rolling mean +- std band; optionally the CVs.
 
     Args:
         losses: Name -> (iterations, values).
         window: Logged points per band window.
         cv: Name -> (iterations, CV) as logged by LossStabilityHook.
-        cv_thr: Target CV, drawn as a line (0.03 = 3%).
+        cv_thr: A target CV drawn as a line (0.03 = 3%); None: no line.
     """
     rows = 2 if cv else 1
     fig, axes = plt.subplots(rows, 1, figsize=(10, 4 * rows), squeeze=False)
@@ -60,10 +60,12 @@ def plot_losses_with_band(losses: Dict[str, Series], window: int = 10,
         ax = axes[1][0]
         for name, (steps, values) in sorted(cv.items()):
             ax.plot(steps, np.asarray(values) * 100, label=name)
-        ax.axhline(cv_thr * 100, color='red', ls='--',
-                   label=f'target {cv_thr:.0%}')
-        _label(ax, 'CV (%)', 'coefficient of variation over the '
-               'LossStabilityHook window', ncol=3)
+        if cv_thr is not None:
+            ax.axhline(cv_thr * 100, color='red', ls='--',
+                       label=f'target {cv_thr:.0%}')
+        _label(ax, 'CV (%)', 'raw coefficient of variation over the '
+               'LossStabilityHook window (informational: per-iteration '
+               'noise of small batches)', ncol=3)
     fig.tight_layout()
     return fig
 

@@ -153,3 +153,16 @@ def test_reference_and_alarms_survive_checkpoint(tmp_path, warnings_of):
     _feed(resumed, runner, losses[650:])
     # the lasting rise was already reported before the checkpoint: once
     assert sum('rose to a median' in w for w in warnings_of) == 1
+
+
+def test_run_report_shows_the_windows_the_hook_wrote(tmp_path, warnings_of):
+    from mmext.analysis.run_report import load_run, loss_window_rows
+    losses = healthy_stream(1000, 7)
+    losses[450:] *= 2.0
+    _feed(LossStabilityHook(window=100), _runner(tmp_path), losses)
+    rows = loss_window_rows(load_run(str(tmp_path)))
+    assert [r['iter'] for r in rows] == list(range(100, 1001, 100))
+    states = {r['iter']: r['state'] for r in rows}
+    assert states[100] == states[200] == 'warm-up'
+    assert states[600] == 'level'
+    assert rows[5]['median'] == pytest.approx(np.median(losses[500:600]))
