@@ -159,16 +159,25 @@ def train(arm: str, seed: int, args) -> str:
            '--work-dir', work, '--max-iters', str(args.iters),
            '--cfg-options', f'randomness.seed={seed}']
     if args.data_root:
-        cmd[4:4] = ['--data-root', args.data_root]
+        cmd += ['--data-root', args.data_root]
     if osp.isdir(work) and any(f.endswith('.pth') for f in os.listdir(work)):
         cmd.append('--resume')
     print(f'[{arm} seed {seed}] {" ".join(cmd[1:])}', flush=True)
     start = time.time()
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    run_logged(cmd, work + '.log')
     print(f'[{arm} seed {seed}] trained in {time.time() - start:.0f} s',
           flush=True)
     return work
+
+
+def run_logged(cmd: list, log: str) -> None:
+    """Run a tool with its output in ``log``; a failure names the log."""
+    os.makedirs(osp.dirname(log), exist_ok=True)
+    with open(log, 'w') as f:
+        rc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT
+                            ).returncode
+    if rc:
+        raise SystemExit(f'{" ".join(cmd[1:3])} failed (exit {rc}): see {log}')
 
 
 def predict(arm: str, seed: int, work: str, args) -> str:
@@ -179,8 +188,7 @@ def predict(arm: str, seed: int, work: str, args) -> str:
                osp.join(work, 'eval'), '--out', out]
         if args.data_root:
             cmd += ['--data-root', args.data_root]
-        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        run_logged(cmd, work + '.test.log')
     return out
 
 
