@@ -23,10 +23,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from ..utils import MMExtError
 from ..utils.config import load_config
-from .config_diff import GROUPS, Change, diff_configs
-
-#: mmengine adds these when loading ``mmdet::`` bases; they are not changes.
-BOOKKEEPING = re.compile(r'(^|\.)_scope_$')
+from .config_diff import BOOKKEEPING, GROUPS, Change, diff_configs
 
 
 def _path(key: str) -> List[Any]:

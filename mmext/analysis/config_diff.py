@@ -9,6 +9,7 @@ thresholds, or other. Risk rules then look at the changes together, each
 firing with a severity and a one-line reason.
 """
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -129,10 +130,17 @@ def group_of(key: str) -> str:
     return OTHER
 
 
+#: mmengine adds these when loading ``mmdet::`` bases; they are not changes.
+BOOKKEEPING = re.compile(r'(^|\.)_scope_$')
+
+
 def diff_flat(a: Dict[str, Any], b: Dict[str, Any]) -> List[Change]:
-    """Every key whose value differs, in A's key order then B's new keys."""
+    """Every key whose value differs, in A's key order then B's new keys;
+    mmengine's bookkeeping keys (``_scope_``) are not changes."""
     changes = []
     for key in list(a) + [k for k in b if k not in a]:
+        if BOOKKEEPING.search(key):
+            continue
         if key in a and key in b:
             if a[key] == b[key] or (_is_nan(a[key]) and _is_nan(b[key])):
                 continue
@@ -340,8 +348,33 @@ def rule_pseudo_with_loss(changes: List[Change], a: Dict,
                  [c.key for c in thr + loss])]
 
 
+def rule_anchor_count(changes: List[Change], a: Dict, b: Dict) -> List[Risk]:
+    """A changed number of anchor ratios or scales changes the RPN head.
+
+    The RPN's cls/reg convolutions have ``len(ratios) * len(scales)`` anchors
+    per location: a checkpoint trained with another count no longer loads
+    into them (``load_from`` leaves the RPN head randomly initialised).
+    """
+    risks = []
+    for c in changes:
+        if not c.key.endswith(('anchor_generator.ratios',
+                               'anchor_generator.scales')):
+            continue
+        was = len(c.before) if isinstance(c.before, list) else None
+        now = len(c.after) if isinstance(c.after, list) else None
+        if was is not None and now is not None and was != now:
+            what = c.key.rsplit('.', 1)[-1]
+            risks.append(Risk(
+                'anchor_count', 'high',
+                f'{what} {was} -> {now} per location in {_short(c.key)}: the '
+                'RPN head\'s cls/reg output channels change, so a checkpoint '
+                'of the old config does not load into them (load_from leaves '
+                'the RPN head random)', [c.key]))
+    return risks
+
+
 RULES = (rule_focal, rule_batch_lr, rule_wd_up_lr_down, rule_loss_weights,
-         rule_many_groups, rule_pseudo_with_loss)
+         rule_many_groups, rule_pseudo_with_loss, rule_anchor_count)
 
 
 @dataclass

@@ -118,3 +118,27 @@ def test_cli_exit_codes_and_json(trials, tmp_path, capsys):
         run_cli(tool.main, [a, str(tmp_path / 'missing.yaml')])
     assert exc.value.code == 2
     assert 'missing.yaml' in capsys.readouterr().err
+
+
+def test_scope_keys_are_not_changes_and_anchor_count_is_a_risk(tmp_path):
+    from mmext.analysis.config_diff import diff_configs
+    base = tmp_path / 'a.py'
+    base.write_text(
+        "model = dict(_scope_='mmdet', rpn_head=dict(anchor_generator=dict("
+        "type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0])))\n")
+    same_count = tmp_path / 'b.py'
+    same_count.write_text(
+        "model = dict(rpn_head=dict(anchor_generator=dict("
+        "type='AnchorGenerator', scales=[8], ratios=[0.3, 1.0, 2.0])))\n")
+    diff = diff_configs(str(base), str(same_count))
+    assert [c.key for c in diff.changes] == [
+        'model.rpn_head.anchor_generator.ratios']  # no '_scope_ removed'
+    assert not [r for r in diff.risks if r.rule == 'anchor_count']
+    more = tmp_path / 'c.py'
+    more.write_text(
+        "model = dict(rpn_head=dict(anchor_generator=dict("
+        "type='AnchorGenerator', scales=[8], "
+        "ratios=[0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 5.0])))\n")
+    (risk,) = [r for r in diff_configs(str(base), str(more)).risks
+               if r.rule == 'anchor_count']
+    assert risk.severity == 'high' and 'ratios 3 -> 7' in risk.reason
