@@ -1,23 +1,36 @@
 """What a finished demo/training run left in its work_dir, for a summary."""
 import glob
 import os
+import re
 from typing import Dict, List, Optional
 
 from .cli import load_json
 from .errors import MMExtError
 
 
+ITER_CHECKPOINT = re.compile(r'^iter_(\d+)\.pth$')
+
+
 def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint mmengine's ``last_checkpoint`` file names, if any."""
+    """The checkpoint mmengine's ``last_checkpoint`` file names, else the
+    ``iter_<N>.pth`` with the highest N; None when there is neither.
+
+    A ``last_checkpoint`` that is not text or names a missing file, and
+    checkpoint names without an iteration (``best_*.pth`` of
+    ``CheckpointHook(save_best=...)``, ``iter_best.pth``) are passed over.
+    """
     marker = os.path.join(work_dir, 'last_checkpoint')
     if os.path.isfile(marker):
-        with open(marker) as f:
-            path = f.read().strip()
-        if os.path.isfile(path):
+        with open(marker, errors='replace') as f:
+            path = f.read(4096).strip()
+        if path and '\x00' not in path and os.path.isfile(path):
             return path
-    ckpts = sorted(glob.glob(os.path.join(work_dir, 'iter_*.pth')),
-                   key=lambda p: int(p.rsplit('_', 1)[1].split('.')[0]))
-    return ckpts[-1] if ckpts else None
+    numbered = []
+    for path in glob.glob(os.path.join(work_dir, 'iter_*.pth')):
+        match = ITER_CHECKPOINT.match(os.path.basename(path))
+        if match:
+            numbered.append((int(match.group(1)), path))
+    return max(numbered)[1] if numbered else None
 
 
 def run_files(work_dir: str) -> Dict[str, List[str]]:

@@ -45,3 +45,19 @@ def test_unknown_option_exits_2():
 def test_help_shows_an_example():
     proc = _run('tools/train.py', '--help')
     assert proc.returncode == 0 and 'Example' in proc.stdout
+
+
+def test_latest_checkpoint_passes_over_unnumbered_names_and_binary_marker(
+        tmp_path):
+    from mmext.utils.run_summary import latest_checkpoint
+    for name in ('iter_200.pth', 'iter_1000.pth', 'iter_best.pth',
+                 'best_coco_bbox_mAP_iter_400.pth', 'iter_30.pth'):
+        (tmp_path / name).write_bytes(b'x')
+    (tmp_path / 'last_checkpoint').write_bytes(b'\x00\xff\xfe binary')
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_1000.pth')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_200.pth'))
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_200.pth')
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'iter_best.pth').write_bytes(b'x')
+    assert latest_checkpoint(str(empty)) is None
