@@ -13,6 +13,8 @@ from typing import Dict, List, Sequence, Tuple
 
 from scipy.stats import spearmanr
 
+from ..utils import MMExtError
+
 #: Efficiency limits between the status words, low to high.
 DEFAULT_STATUS_THRESHOLDS = (0.25, 0.75, 1.25)
 #: One word per band: below the first limit, ..., above the last.
@@ -50,6 +52,23 @@ def check_status_thresholds(thresholds: Sequence[float]) -> Tuple[float, ...]:
     return t
 
 
+def check_ap_values(ap: Dict[str, float], source: str) -> None:
+    """AP must be a fraction in [0, 1] (NaN or negative: no AP, allowed).
+
+    Raises:
+        MMExtError: an AP above 1 or infinite: likely a percentage (COCO
+            tools print 55.9 for 0.559), which would make every class look
+            "strong".
+    """
+    bad = {n: v for n, v in ap.items() if v is not None
+           and not math.isnan(v) and (math.isinf(v) or v > 1)}
+    if bad:
+        name, value = next(iter(bad.items()))
+        raise MMExtError(
+            f'{source}: AP of {name} is {value} (AP is a fraction in [0, 1]; '
+            f'{len(bad)} class(es) above 1: given in percent?)')
+
+
 def class_efficiency(counts: Dict[str, int], ap: Dict[str, float],
                      source: str = 'model',
                      thresholds: Sequence[float] = DEFAULT_STATUS_THRESHOLDS
@@ -67,6 +86,7 @@ def class_efficiency(counts: Dict[str, int], ap: Dict[str, float],
         ``ap``, ``efficiency`` (None without AP) and ``status``.
     """
     thresholds = check_status_thresholds(thresholds)
+    check_ap_values(ap, source)
     total = sum(counts.values())
     rows = []
     for name, n in counts.items():

@@ -135,3 +135,13 @@ def test_pick_last_or_best_validation():
     assert pick_validation(records, 'best')['step'] == 800
     with pytest.raises(MMExtError):
         pick_validation(records, 'best', 'nope/key')
+
+
+@pytest.mark.parametrize('bad', [55.91, float('inf'), 1.2])
+def test_ap_in_percent_or_above_one_is_an_error(bad):
+    counts = {'a': 10, 'b': 30}
+    with pytest.raises(MMExtError, match=r'eval: AP of a is .* given in '
+                       r'percent\?'):
+        class_efficiency(counts, {'a': bad, 'b': 0.4}, 'eval')
+    rows = class_efficiency(counts, {'a': float('nan'), 'b': 1.0}, 'eval')
+    assert {r['class']: r['status'] for r in rows}['a'] == 'no AP'
