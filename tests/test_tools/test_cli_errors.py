@@ -20,6 +20,11 @@ def _run(*args):
       'missing.pth'], 'missing.pth: no such checkpoint'),
     (['tools/demo_summary.py', 'no_such_dir'], 'no_such_dir: no such work_dir'),
     (['tools/make_demo_dataset.py', '--out', '/tmp/x', '--image-size', '8'], '--image-size'),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--search-boxes', '0'], '--search-boxes must be >= 1'),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--scale', '0', '0'], '--scale must be finite and > 0'),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--scales', 'nan'], '--scales must be finite and > 0'),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--ratios', '-1', '1'], '--ratios must be finite and > 0'),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--pos-iou-thr', '2'], '--pos-iou-thr must be in (0, 1]'),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     proc = _run(*args)
