@@ -242,7 +242,7 @@ def rule_batch_lr(changes: List[Change], a: Dict, b: Dict) -> List[Risk]:
     if not bkey:
         return []
     scale = _ratio(keyed[bkey].before, keyed[bkey].after)
-    if scale is None:
+    if not scale:  # unknown, or a batch size of 0 (nothing to scale to)
         return []
     auto = b.get('auto_scale_lr.enable') is True
     lkey, lr_b = _first(b, LR_KEYS)
@@ -309,7 +309,7 @@ def _linearly_scaled_lr(changes: List[Change]) -> str:
         return ''
     scale = _ratio(keyed[bkey].before, keyed[bkey].after)
     lr = _ratio(keyed[lkey].before, keyed[lkey].after)
-    if scale is None or lr is None or abs(lr / scale - 1) > 0.05:
+    if not scale or lr is None or abs(lr / scale - 1) > 0.05:
         return ''
     return lkey
 

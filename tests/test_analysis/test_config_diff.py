@@ -142,3 +142,16 @@ def test_scope_keys_are_not_changes_and_anchor_count_is_a_risk(tmp_path):
     (risk,) = [r for r in diff_configs(str(base), str(more)).risks
                if r.rule == 'anchor_count']
     assert risk.severity == 'high' and 'ratios 3 -> 7' in risk.reason
+
+
+def test_zero_values_where_the_rules_divide(tmp_path):
+    from mmext.analysis.config_diff import diff_configs
+    a, b = tmp_path / 'a.yaml', tmp_path / 'b.yaml'
+    a.write_text('batch_size: 16\nlr0: 0.01\nweight_decay: 0.0005\n')
+    b.write_text('batch_size: 0\nlr0: 0\nweight_decay: 0\n')
+    diff = diff_configs(str(a), str(b))
+    assert {c.key for c in diff.changes} == {'batch_size', 'lr0',
+                                             'weight_decay'}
+    b.write_text('batch_size: 32\nlr0: 0.0\nweight_decay: 0.0005\n')
+    a.write_text('batch_size: 0\nlr0: 0.0\nweight_decay: 0.0\n')
+    diff_configs(str(a), str(b))  # no ZeroDivisionError either way
