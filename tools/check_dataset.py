@@ -21,7 +21,7 @@ from typing import List, Optional
 from mmengine.config import DictAction
 
 from mmext.analysis.dataset_check_report import format_report, run_dataset_checks
-from mmext.utils import run_cli
+from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 
 
@@ -50,6 +50,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    for name in ('num_samples', 'num_drawn'):
+        if getattr(args, name) < 0:
+            raise MMExtError(f'--{name.replace("_", "-")} must be >= 0, got '
+                             f'{getattr(args, name)}')
+    if not 0 <= args.score_thr <= 1:
+        raise MMExtError(f'--score-thr must be in [0, 1], got {args.score_thr}')
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     report = run_dataset_checks(
         cfg, args.out_dir, num_samples=args.num_samples, seed=args.seed,

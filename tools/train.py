@@ -13,7 +13,7 @@ from typing import List, Optional
 from mmengine.config import DictAction
 
 from mmext.engine import build_runner, close_process_group, prepare_config
-from mmext.utils import run_cli
+from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 
 
@@ -31,7 +31,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help='override config keys, xxx=yyy')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.max_iters is not None and args.max_iters < 1:
+        # 0 used to be ignored (the config's 800 ran), -5 a traceback
+        raise MMExtError(f'--max-iters must be >= 1, got {args.max_iters}')
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
