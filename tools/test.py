@@ -32,6 +32,27 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_checkpoint_matches(runner, checkpoint: str, config: str) -> None:
+    """Load ``checkpoint`` strictly, so that keys that do not match the model
+    are an error instead of a random-weight model scored at mAP 0.0.
+
+    Raises:
+        MMExtError: missing or unexpected keys (mmengine's message,
+            shortened to one line).
+    """
+    try:
+        runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as exc:
+        text = str(exc)
+        if 'state_dict' not in text and 'size mismatch' not in text:
+            raise
+        first = ' '.join(text.split())[:200]
+        raise MMExtError(f'{checkpoint}: does not match the model of '
+                         f'{config} ({first})') from None
+    # the weights are in: mmengine's test() must not load them again
+    runner._has_loaded = True
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if not os.path.isfile(args.checkpoint):
@@ -45,7 +66,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))
-    metrics = build_runner(cfg).test()
+    runner = build_runner(cfg)
+    check_checkpoint_matches(runner, args.checkpoint, args.config)
+    metrics = runner.test()
     close_process_group()  # after success only: a failed rank must not wait
     path = os.path.join(cfg.work_dir, 'metrics.json')
     with open(path, 'w', encoding='utf-8') as f:

@@ -72,3 +72,18 @@ def test_latest_checkpoint_passes_over_unnumbered_names_and_binary_marker(
     empty.mkdir()
     (empty / 'iter_best.pth').write_bytes(b'x')
     assert latest_checkpoint(str(empty)) is None
+
+
+def test_checkpoint_of_another_model_is_an_error_not_map_zero(tmp_path):
+    import torch
+    ckpt = tmp_path / 'other.pth'
+    torch.save({'state_dict': {'backbone.conv.weight': torch.zeros(1)},
+                'meta': {}}, ckpt)
+    proc = _run('tools/test.py',
+                'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py',
+                str(ckpt), '--work-dir', str(tmp_path / 'eval'))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert 'does not match the model of' in lines[-1] and str(ckpt) in lines[-1]
+    assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'eval' / 'metrics.json').exists()
