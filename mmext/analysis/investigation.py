@@ -127,11 +127,20 @@ def _valid(value) -> bool:
     return value is not None and not math.isnan(value) and value >= 0
 
 
+def _monitor_file(ctx: Context, name: str, analysis: str,
+                  why: str) -> Optional[str]:
+    """``WORK_DIR/name`` if it exists, else None and a skip saying ``why``."""
+    path = osp.join(ctx.work_dir, name)
+    if osp.isfile(path):
+        return path
+    ctx.skip(analysis, f'{path}: not found ({why})')
+    return None
+
+
 def _read_pseudo(ctx: Context) -> None:
-    path = osp.join(ctx.work_dir, 'pseudo_label_stats.jsonl')
-    if not osp.isfile(path):
-        ctx.skip('pseudo labels', f'{path}: not found (no '
-                 'PseudoLabelStatsHook, or not a Soft Teacher run)')
+    path = _monitor_file(ctx, 'pseudo_label_stats.jsonl', 'pseudo labels',
+                         'no PseudoLabelStatsHook, or not a Soft Teacher run')
+    if path is None:
         return
     from ..hooks.pseudo_label_record import (read_records,
                                              recommend_thresholds,
@@ -176,10 +185,9 @@ def _pseudo_summary(records: List[dict]) -> dict:
 
 
 def _read_anchors(ctx: Context) -> None:
-    path = osp.join(ctx.work_dir, 'anchor_match_stats.jsonl')
-    if not osp.isfile(path):
-        ctx.skip('anchor matching', f'{path}: not found (no '
-                 'AnchorMatchStatsHook in the run)')
+    path = _monitor_file(ctx, 'anchor_match_stats.jsonl', 'anchor matching',
+                         'no AnchorMatchStatsHook in the run')
+    if path is None:
         return
     records = read_jsonl(path)
     rpn = records[-1].get('rpn') if records else None
@@ -192,13 +200,12 @@ def _read_anchors(ctx: Context) -> None:
 
 def _read_stability(ctx: Context) -> None:
     from .run_report import read_warnings
-    path = osp.join(ctx.work_dir, 'loss_stability.jsonl')
-    if osp.isfile(path):
+    path = _monitor_file(ctx, 'loss_stability.jsonl', 'loss stability',
+                         'no LossStabilityHook, or a version before it '
+                         'wrote one')
+    if path is not None:
         ctx.evidence.stability = [r for r in read_jsonl(path)
                                   if isinstance(r.get('losses'), dict)]
-    else:
-        ctx.skip('loss stability', f'{path}: not found (no '
-                 'LossStabilityHook, or a version before it wrote one)')
     ctx.evidence.nonfinite = [
         w['message'] for w in read_warnings(ctx.work_dir)
         if 'non-finite loss' in w['message']]
