@@ -2,10 +2,17 @@
 """Diff two configs (.py/.yaml/.json), group the changes, flag risky ones.
 
 Groups: optimizer/LR schedule, loss, anchors/assigner, augmentation,
-data/batch, semi-supervised thresholds, other. Risk rules: focal loss on or
-retuned; batch size without the linear-scaling LR change; weight decay up
-while LR down; loss weights rebalanced; several groups at once; pseudo
-thresholds changed with the loss.
+data/batch, semi-supervised thresholds, other. Pipelines (lists of dicts with
+a `type`: transforms, hooks, schedulers) are aligned on the types, so an
+inserted transform is one row ("PhotoMetricDistortion inserted after
+RandomFlip") and a kept one shows its parameters
+(`train_pipeline[RandomFlip].prob`). A copy of a top-level variable
+(`train_dataloader.dataset.pipeline` of `train_pipeline`) is listed once,
+under the variable. Risk rules: focal loss on or retuned; batch size without
+the linear-scaling LR change; weight decay up while LR down; loss weights
+rebalanced; several groups at once; pseudo thresholds changed with the loss;
+a changed anchor count (RPN weights no longer load); an LR jump of 3x or more;
+a changed YOLO imgsz; a variable changed while a copy of it kept the old value.
 
 Example:
     python tools/config_diff.py configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
@@ -50,11 +57,15 @@ def _print_tables(diff) -> None:
             if c.group == group:
                 rows.append(dict(group=group, key=c.key,
                                  a=_value(c.before), b=_value(c.after),
-                                 kind=c.kind))
-    print(f'{len(diff.changes)} keys differ between {diff.a} and {diff.b}')
+                                 kind=c.note or c.kind))
+    n = len(diff.changes)
+    print(f'{n} change{"" if n == 1 else "s"} between {diff.a} and {diff.b}')
     if rows:
         print(format_table(rows, ['group', 'key', 'a', 'b', 'kind'],
-                           ['group', 'key', 'A', 'B', 'kind']))
+                           ['group', 'key', 'A', 'B', 'change']))
+    for al in diff.aliases:
+        print(f'{al.key}: same as {al.same_as} in both configs (its changes '
+              f'are listed once, under {al.same_as})')
     print()
     if not diff.risks:
         print('no risk rule fired')

@@ -12,6 +12,9 @@ the group's values: a changed leaf is written as itself; a change inside a
 list (a pipeline transform) writes the whole list (lists replace); a dict
 that replaces a scalar, or a dict that loses a key, is written whole with
 ``_delete_=True``. mmengine bookkeeping keys (``_scope_``) are not changes.
+A place that holds a copy of a changed top-level variable
+(``train_dataloader.dataset.pipeline`` of ``train_pipeline``) is written as
+well: mmengine resolved that reference in BASE's own file.
 """
 import copy
 import json
@@ -23,11 +26,26 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from ..utils import MMExtError
 from ..utils.config import load_config
-from .config_diff import BOOKKEEPING, GROUPS, Change, diff_configs
+from .config_diff import (BOOKKEEPING, GROUPS, Change, diff_configs,
+                          expand_aliases)
 
 
 def _path(key: str) -> List[Any]:
     return [int(p) if p.isdigit() else p for p in key.split('.')]
+
+
+def _raw_path(change: Change) -> List[Any]:
+    """Where the change is in NEW (in BASE for a removed key), with list
+    indexes: ``change.key`` is the readable ``train_pipeline[RandomFlip]``."""
+    return _path(change.path_b or change.path_a or change.key)
+
+
+def _moved_in_list(change: Change, i: int) -> bool:
+    """True when the item at list depth ``i`` is not at the same index in
+    BASE and NEW (inserted, removed, or shifted by an insertion)."""
+    if change.path_a is None or change.path_b is None:
+        return True
+    return _path(change.path_a)[:i + 1] != _path(change.path_b)[:i + 1]
 
 
 def _get(obj: Any, path: Sequence[Any]) -> Tuple[bool, Any]:
@@ -44,7 +62,7 @@ def _get(obj: Any, path: Sequence[Any]) -> Tuple[bool, Any]:
 def _write_path(change: Change, base: dict, target: dict) -> Tuple[List[Any],
                                                                     bool]:
     """Where to write a change, and whether that dict needs ``_delete_``."""
-    path = _path(change.key)
+    path = _raw_path(change)
     # stop before the first list index: lists are written whole
     for i, p in enumerate(path):
         if isinstance(p, int):
@@ -84,15 +102,17 @@ def _apply(base: dict, new: dict, changes: Sequence[Change]) -> dict:
     """BASE with NEW's value at each changed key (leaf by leaf)."""
     out = copy.deepcopy(base)
     for c in changes:
-        path = _path(c.key)
-        # a list that grew or shrank (a transform inserted or removed) is
-        # taken whole from NEW: its items cannot be matched by index
+        path = _raw_path(c)
+        # a list that grew or shrank (a transform inserted or removed), or
+        # whose items moved, is taken whole from NEW: its items cannot be
+        # matched by index
         for i, p in enumerate(path):
             if isinstance(p, int):
                 _, a_list = _get(base, path[:i])
                 _, b_list = _get(new, path[:i])
                 if isinstance(a_list, list) and isinstance(b_list, list) \
-                        and len(a_list) != len(b_list):
+                        and (len(a_list) != len(b_list)
+                             or _moved_in_list(c, i)):
                     path = path[:i]
                 break
         found, value = _get(new, path)
@@ -171,6 +191,10 @@ def write_ablation(base_path: str, new_path: str, out_dir: str,
     """
     diff = diff_configs(base_path, new_path)
     changes = [c for c in diff.changes if not BOOKKEEPING.search(c.key)]
+    # a copy of a changed variable (`pipeline=train_pipeline`) is written
+    # too: mmengine resolved it in BASE, an override of the variable alone
+    # would not reach it
+    written = expand_aliases(changes, diff.aliases)
     if not changes:
         raise MMExtError(f'{new_path}: no change against {base_path}')
     base = load_config(base_path).to_dict()
@@ -183,7 +207,8 @@ def write_ablation(base_path: str, new_path: str, out_dir: str,
             continue
         name = f'only-{_slug(group)}'
         path = osp.join(out_dir, f'{name}.py')
-        override = group_override(base, new, group_changes)
+        override = group_override(
+            base, new, [c for c in written if c.group == group])
         rel = osp.relpath(osp.abspath(base_path), osp.dirname(
             osp.abspath(path)))
         lines = [f'# {base_path} with only its "{group}" changes from '
