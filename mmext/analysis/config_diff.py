@@ -1,12 +1,19 @@
 """Diff two training configs, group the changes and flag risky combinations.
 
 Both configs are loaded with mmengine's Config (.py, .yaml, .json: mmdet
-configs and YOLO-style hyperparameter files alike), flattened to dotted keys
-(``model.detector.roi_head.bbox_head.loss_cls.type``; list items by index),
-and every changed key is put in one group: optimizer and LR schedule, loss,
-anchors and assigner, augmentation, data and batch, semi-supervised
-thresholds, or other. Risk rules then look at the changes together, each
-firing with a severity and a one-line reason.
+configs and YOLO-style hyperparameter files such as Ultralytics' args.yaml
+alike) and walked together. Dicts are compared key by key
+(``model.detector.roi_head.bbox_head.loss_cls.type``); a pipeline (a list of
+dicts with a ``type``: transforms, hooks, LR schedulers) is aligned on the
+types with difflib, so an inserted transform is one change ("PhotoMetricDistortion
+inserted after RandomFlip") and a kept one is compared parameter by
+parameter (``train_pipeline[RandomFlip].prob``). A place that equals a
+top-level variable in both configs (``train_dataloader.dataset.pipeline`` of
+``train_pipeline``) is a copy, listed once under the variable. Every change
+is put in one group: optimizer and LR schedule, loss, anchors and assigner,
+augmentation, data and batch, semi-supervised thresholds, or other. Risk
+rules then look at the changes together, each firing with a severity and a
+one-line reason.
 """
 import difflib
 import math
@@ -33,15 +40,17 @@ SEVERITIES = ('low', 'medium', 'high')
 _YOLO_GROUPS = {
     OPTIM: {'lr0', 'lrf', 'momentum', 'weight_decay', 'warmup_epochs',
             'warmup_momentum', 'warmup_bias_lr', 'optimizer', 'cos_lr',
-            'epochs', 'lr', 'max_iters', 'max_epochs'},
+            'epochs', 'lr', 'max_iters', 'max_epochs', 'nbs', 'patience'},
     LOSS: {'box', 'cls', 'obj', 'cls_pw', 'obj_pw', 'fl_gamma', 'fl_alpha',
            'dfl', 'pose', 'kobj', 'label_smoothing'},
     ANCHORS: {'iou_t', 'anchor_t', 'anchors'},
     AUG: {'hsv_h', 'hsv_s', 'hsv_v', 'degrees', 'translate', 'scale',
           'shear', 'perspective', 'flipud', 'fliplr', 'mosaic', 'mixup',
-          'copy_paste', 'close_mosaic', 'erasing', 'auto_augment'},
+          'copy_paste', 'close_mosaic', 'erasing', 'auto_augment', 'bgr',
+          'cutmix', 'copy_paste_mode', 'crop_fraction', 'multi_scale'},
     DATA: {'batch_size', 'batch', 'imgsz', 'img_size', 'workers',
-           'num_workers', 'data_root', 'cache', 'rect'},
+           'num_workers', 'data_root', 'cache', 'rect', 'data', 'fraction',
+           'single_cls', 'classes'},
     SEMI: {'conf_thres_pseudo', 'pseudo_thr', 'unsup_weight', 'sup_weight'},
 }
 
