@@ -184,8 +184,10 @@ def group_of(key: str) -> str:
     return OTHER
 
 
-#: mmengine adds these when loading ``mmdet::`` bases; they are not changes.
-BOOKKEEPING = re.compile(r'(^|\.)_scope_$')
+#: mmengine adds ``_scope_`` when loading ``mmdet::`` bases, and a
+#: ``_delete_`` that had no base dict to replace stays in the loaded config:
+#: neither is a change.
+BOOKKEEPING = re.compile(r'(^|\.)(_scope_|_delete_)$')
 _MISSING = object()
 
 

@@ -93,6 +93,13 @@ def test_mmdet_demo_vs_focal_lower_thresholds():
     assert group_of('model.semi_train_cfg.cls_pseudo_thr') == SEMI
     assert group_of('model.detector.roi_head.bbox_head.loss_cls.gamma') == LOSS
     assert not diff_configs(DEMO_CONFIG, DEMO_CONFIG).changes
+    per_class = diff_configs(DEMO_CONFIG, FOCAL_THR.replace(
+        'focal-lower-thr', 'per-class-thr'))
+    # `proportion = dict(_delete_=True, ...)` has no base dict to replace:
+    # mmengine leaves the key in, it is not a change
+    assert not [c for c in per_class.changes if '_delete_' in c.key]
+    (hook,) = [c for c in per_class.changes if c.kind == 'inserted']
+    assert hook.note == 'PseudoThresholdHook inserted after MeanTeacherHook'
 
 
 def test_flatten_indexes_pipelines_keeps_number_lists():
