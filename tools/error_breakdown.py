@@ -20,7 +20,7 @@ from typing import List, Optional
 
 from mmext.analysis.error_breakdown import (DAP_MODES, ERROR_TYPES,
                                             error_breakdown)
-from mmext.analysis.ground_truth import (add_prediction_args,
+from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
                                          load_gt_and_detections)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
@@ -36,6 +36,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prediction_args(parser)
     parser.add_argument('--out-dir', help='folder for CSV, JSON and the plot')
+    add_backend_arg(parser)
     parser.add_argument(
         '--dap-mode', choices=DAP_MODES, default='tide',
         help="tide: TIDE's dAP (default); coco: each fix re-evaluated by "
@@ -66,7 +67,8 @@ def _print_report(rows, skipped, mode: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     gt, dets = load_gt_and_detections(args)
-    result = error_breakdown(gt, dets, dap_mode=args.dap_mode)
+    result = error_breakdown(gt, dets, dap_mode=args.dap_mode,
+                             backend=args.backend)
     rows = result.rows()
     skipped = dets.skip_counts()
     _print_report(rows, skipped, args.dap_mode)

@@ -27,7 +27,7 @@ Two ways to weigh a fix (``dap_mode``):
   interpolation per class, mAP averages every class with GT *or*
   detections (a class with only false positives counts with AP 0, as in
   TIDE), and a negative mAP gain is reported as 0.
-- ``'coco'``: the fixed detections are re-evaluated by pycocotools'
+- ``'coco'``: the fixed detections are re-evaluated by
   COCOeval (classification errors relabelled, localization errors moved
   onto the GT box), so AP50 plus dAP is what mmdet's CocoMetric would
   report after the fix; mAP averages the classes with GT only.
@@ -45,8 +45,7 @@ from pycocotools import mask as mask_utils
 
 from ..data import BoxTable
 from .coco_match import (COCO_MAX_DETS, MatchTable, ap_per_class,
-                         coco_from_detections, coco_from_table, match_table,
-                         mean_ap, run_cocoeval)
+                         evaluate_boxes, mean_ap)
 from .predictions import Detections
 
 ERROR_TYPES = ('classification', 'localization', 'both', 'duplicate',
@@ -267,11 +266,11 @@ def _dap_tide(m: MatchTable, gt: BoxTable, dets: Detections, error, target,
     return dap, dmap, map0
 
 
-def _ap50(gt: BoxTable, dets: Detections):
-    gt_coco = coco_from_table(gt)
-    ev = run_cocoeval(gt_coco, coco_from_detections(gt_coco, dets),
-                      max_dets=COCO_MAX_DETS, iou_thrs=[FG_IOU])
-    return ev, ap_per_class(ev), mean_ap(ev)
+def _ap50(gt: BoxTable, dets: Detections, backend: str):
+    """COCO evaluation at IoU 0.5: its matches, AP50 per class, mAP50."""
+    ev, m = evaluate_boxes(gt, dets, FG_IOU, max_dets=COCO_MAX_DETS,
+                           iou_thrs=[FG_IOU], backend=backend)
+    return m, ap_per_class(ev), mean_ap(ev)
 
 
 def _gain(after: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -280,16 +279,16 @@ def _gain(after: np.ndarray, before: np.ndarray) -> np.ndarray:
 
 
 def _dap_coco(gt: BoxTable, dets: Detections, error, target, missed, best,
-              ap50, map50) -> Tuple[Dict, Dict]:
+              ap50, map50, backend: str) -> Tuple[Dict, Dict]:
     """dAP per class and mAP gain of each type by re-running COCOeval."""
     dap, dmap = {}, {}
     for kind in ERROR_TYPES:
         if kind == 'missed':
-            _, ap_fix, map_fix = _ap50(gt.select(~missed), dets)
+            _, ap_fix, map_fix = _ap50(gt.select(~missed), dets, backend)
         else:
             promote, drop = _tide_fix(kind, error, best)
             _, ap_fix, map_fix = _ap50(gt, _fixed_detections(
-                dets, gt, target, kind, promote, drop))
+                dets, gt, target, kind, promote, drop), backend)
         dap[kind] = _gain(ap_fix, ap50)
         dmap[kind] = float(np.nan_to_num(map_fix) - np.nan_to_num(map50))
     return dap, dmap
@@ -309,7 +308,8 @@ def _counts(gt: BoxTable, dets: Detections, error, target,
 
 
 def error_breakdown(gt: BoxTable, dets: Detections,
-                    dap_mode: str = 'tide') -> ErrorBreakdown:
+                    dap_mode: str = 'tide',
+                    backend: str = 'auto') -> ErrorBreakdown:
     """Classify every error and weigh each type by the AP50 it costs.
 
     Args:
@@ -318,18 +318,19 @@ def error_breakdown(gt: BoxTable, dets: Detections,
         dap_mode: ``'tide'`` (default: TIDE's own dAP) or ``'coco'``
             (each fix re-evaluated by pycocotools' COCOeval); see the
             module docstring.
+        backend: COCO evaluation backend, see
+            :func:`~.coco_match.evaluate_boxes` (same matches either way).
 
     Returns:
-        An :class:`ErrorBreakdown`; ``ap50``/``map50`` are pycocotools'
-        COCOeval in both modes.
+        An :class:`ErrorBreakdown`; ``ap50``/``map50`` are COCOeval's in
+        both modes.
 
     Raises:
         ValueError: ``dap_mode`` is not one of :data:`DAP_MODES`.
     """
     if dap_mode not in DAP_MODES:
         raise ValueError(f'dap_mode {dap_mode!r} is not one of {DAP_MODES}')
-    ev, ap50, map50 = _ap50(gt, dets)
-    m = match_table(ev, gt, dets, FG_IOU)
+    m, ap50, map50 = _ap50(gt, dets, backend)
     error, target = _classify(m, gt, dets)
     missed = _missed_gt(m, gt, error, target)
     matched = np.zeros(len(gt), dtype=bool)
@@ -339,7 +340,7 @@ def error_breakdown(gt: BoxTable, dets: Detections,
         dap, dmap, ref = _dap_tide(m, gt, dets, error, target, missed, best)
     else:
         dap, dmap = _dap_coco(gt, dets, error, target, missed, best, ap50,
-                              map50)
+                              map50, backend)
         ref = map50
     return ErrorBreakdown(tuple(gt.class_names), ap50, map50,
                           _counts(gt, dets, error, target, missed), dap,
