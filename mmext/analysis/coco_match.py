@@ -53,13 +53,14 @@ def _result_anns(dets: Detections) -> list:
     """Detections as COCO result dicts (id = row + 1), like ``loadRes``."""
     w = dets.x2 - dets.x1
     h = dets.y2 - dets.y1
+    # dict literals: a third of the sweep's time at 500k detections is here
     return [
-        dict(id=i + 1, image_id=iid, category_id=lab + 1,
-             bbox=[x, y, bw, bh], area=bw * bh, score=s, iscrowd=0)
-        for i, (iid, lab, x, y, bw, bh, s) in enumerate(
-            zip(dets.image_id.tolist(), dets.label.tolist(),
-                dets.x1.tolist(), dets.y1.tolist(), w.tolist(), h.tolist(),
-                dets.score.tolist()))
+        {'id': i, 'image_id': iid, 'category_id': cat, 'bbox': [x, y, bw, bh],
+         'area': bw * bh, 'score': s, 'iscrowd': 0}
+        for i, iid, cat, x, y, bw, bh, s in zip(
+            range(1, len(dets) + 1), dets.image_id.tolist(),
+            (dets.label + 1).tolist(), dets.x1.tolist(), dets.y1.tolist(),
+            w.tolist(), h.tolist(), dets.score.tolist())
     ]
 
 
