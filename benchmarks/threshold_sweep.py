@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""Speed of the threshold sweep against pycocotools' COCOeval on the same input.
+"""Speed of the threshold sweep against faster-coco-eval and pycocotools.
 
-The sweep (building its COCO objects, one COCOeval evaluate + accumulate on
-the 'all' area range with every detection, reading the matches and the
-cumulative sums over the threshold grid) is timed against plain COCOeval
-evaluate + accumulate with default parameters (inputs already loaded: the
-baseline is not charged for building them). Requirement: ratio <= 2.
+The sweep (building its COCO objects, one evaluate + accumulate on the
+'all' area range with every detection, reading the matches and the
+cumulative sums over the threshold grid) is timed, in one run, against
+faster-coco-eval's COCOeval_faster evaluate + accumulate and pycocotools'
+COCOeval evaluate + accumulate, both with default parameters (inputs already
+loaded: the baselines are not charged for building them). Requirements:
+sweep / pycocotools <= 2; goal (issue 15): sweep / faster-coco-eval <= 0.5.
 
 Example:
     python benchmarks/threshold_sweep.py --images 5000 --dets 100
+    python benchmarks/threshold_sweep.py --images 500   # a quick run
 """
 import argparse
 import contextlib
@@ -18,7 +21,8 @@ import time
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from mmext.analysis.coco_match import coco_from_detections, coco_from_table
+from mmext.analysis.coco_match import (coco_from_detections, coco_from_table,
+                                       resolve_backend)
 from mmext.analysis.predictions import Detections
 from mmext.analysis.threshold_sweep import sweep_thresholds
 from mmext.data import build_box_table
@@ -61,6 +65,7 @@ def synthetic(num_images: int, dets_per_image: int, seed: int = 0):
 
 
 def time_baseline(gt, dets) -> float:
+    """pycocotools COCOeval evaluate + accumulate, default parameters."""
     gt_coco = coco_from_table(gt)
     dt_coco = coco_from_detections(gt_coco, dets)
     ev = COCOeval(gt_coco, dt_coco, 'bbox')
@@ -71,9 +76,27 @@ def time_baseline(gt, dets) -> float:
     return time.perf_counter() - start
 
 
-def time_sweep(gt, dets) -> float:
+def time_faster_coco_eval(gt, dets) -> float:
+    """faster-coco-eval COCOeval_faster evaluate + accumulate, defaults."""
+    from faster_coco_eval import COCO, COCOeval_faster
+    ref = coco_from_detections(coco_from_table(gt), dets)
+    silent = lambda *args, **kwargs: None  # noqa: E731
+    gt_coco, dt_coco = COCO(print_function=silent), COCO(
+        print_function=silent)
+    gt_coco.dataset = gt.to_coco()
+    dt_coco.dataset = ref.dataset
+    gt_coco.createIndex()
+    dt_coco.createIndex()
+    ev = COCOeval_faster(gt_coco, dt_coco, 'bbox', print_function=silent)
     start = time.perf_counter()
-    sweep_thresholds(gt, dets)
+    ev.evaluate()
+    ev.accumulate()
+    return time.perf_counter() - start
+
+
+def time_sweep(gt, dets, backend: str = 'auto') -> float:
+    start = time.perf_counter()
+    sweep_thresholds(gt, dets, backend=backend)
     return time.perf_counter() - start
 
 
@@ -87,10 +110,16 @@ def main() -> None:
     gt, dets = synthetic(args.images, args.dets)
     print(f'{args.images} images, {len(gt)} GT boxes, {len(dets)} detections')
     base = time_baseline(gt, dets)
+    fast = time_faster_coco_eval(gt, dets)
     ours = time_sweep(gt, dets)
-    print(f'pycocotools COCOeval evaluate+accumulate: {base:8.2f} s')
-    print(f'threshold sweep (21 thresholds, all):     {ours:8.2f} s')
-    print(f'ratio sweep / COCOeval: {ours / base:.2f}  (requirement <= 2.00)')
+    print(f'pycocotools COCOeval evaluate+accumulate:          {base:8.2f} s')
+    print(f'faster-coco-eval COCOeval_faster evaluate+accumulate: {fast:5.2f} s')
+    print(f'threshold sweep (21 thresholds, all, {resolve_backend()}): '
+          f'{ours:6.2f} s')
+    print(f'ratio sweep / pycocotools:      {ours / base:.2f}  '
+          '(requirement <= 2.00)')
+    print(f'ratio sweep / faster-coco-eval: {ours / fast:.2f}  '
+          '(goal <= 0.50)')
 
 
 if __name__ == '__main__':

@@ -2,8 +2,10 @@
 """TIDE-style error breakdown per class, with the AP50 each error type costs.
 
 Types: classification, localization, both, duplicate, background, missed.
-dAP = COCO AP50 (pycocotools) after fixing only that type minus AP50 now.
-Works on box-only COCO data (no segmentation fields needed).
+dAP = AP50 after fixing only that type minus AP50 now: TIDE's own numbers
+(--dap-mode tide, the default) or each fix re-evaluated by pycocotools'
+COCOeval (--dap-mode coco). Works on box-only COCO data (no segmentation
+fields needed).
 
 Example:
     python tools/error_breakdown.py work_dirs/demo/eval/predictions.pkl \\
@@ -16,8 +18,9 @@ import argparse
 import os
 from typing import List, Optional
 
-from mmext.analysis.error_breakdown import ERROR_TYPES, error_breakdown
-from mmext.analysis.ground_truth import (add_prediction_args,
+from mmext.analysis.error_breakdown import (DAP_MODES, ERROR_TYPES,
+                                            error_breakdown)
+from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
                                          load_gt_and_detections)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
@@ -33,16 +36,25 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prediction_args(parser)
     parser.add_argument('--out-dir', help='folder for CSV, JSON and the plot')
+    add_backend_arg(parser)
+    parser.add_argument(
+        '--dap-mode', choices=DAP_MODES, default='tide',
+        help="tide: TIDE's dAP (default); coco: each fix re-evaluated by "
+        "COCOeval, so AP50 + dAP is what CocoMetric reports after it")
     return parser.parse_args(argv)
 
 
-def _print_report(rows, skipped) -> None:
+DAP_SOURCE = dict(tide="TIDE's fixes and AP, no re-matching",
+                  coco='pycocotools re-evaluation')
+
+
+def _print_report(rows, skipped, mode: str) -> None:
     if skipped:
         print(skip_summary(skipped, 'detections'))
     print('Errors (count) per class:')
     print(format_table(rows, ['class'] + [f'n_{t}' for t in ERROR_TYPES],
                        ['class'] + [SHORT[t] for t in ERROR_TYPES]))
-    print('\nAP50 gained if fixed (dAP, pycocotools re-evaluation):')
+    print(f'\nAP50 gained if fixed (dAP, {mode}: {DAP_SOURCE[mode]}):')
     print(format_table(rows, ['class', 'ap50'] + [f'dap_{t}'
                                                   for t in ERROR_TYPES],
                        ['class', 'AP50'] + [SHORT[t] for t in ERROR_TYPES]))
@@ -55,14 +67,17 @@ def _print_report(rows, skipped) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     gt, dets = load_gt_and_detections(args)
-    rows = error_breakdown(gt, dets).rows()
+    result = error_breakdown(gt, dets, dap_mode=args.dap_mode,
+                             backend=args.backend)
+    rows = result.rows()
     skipped = dets.skip_counts()
-    _print_report(rows, skipped)
+    _print_report(rows, skipped, args.dap_mode)
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
         out = os.path.join(args.out_dir, 'error_breakdown')
         write_csv(rows, out + '.csv')
-        write_json(dict(fg_iou=0.5, bg_iou=0.1, rows=rows,
+        write_json(dict(fg_iou=0.5, bg_iou=0.1, dap_mode=args.dap_mode,
+                        ref_map50=result.ref_map50, rows=rows,
                         skipped_detections=skipped), out + '.json')
         from mmext.viz.analysis_plots import plot_error_breakdown
         plot_error_breakdown(rows[:-1], ERROR_TYPES, out + '.png')

@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from mmext.analysis.ground_truth import (add_prediction_args,
+from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
                                          load_gt_and_detections)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
@@ -42,6 +42,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help='list images detected at LOW but lost at HIGH')
     parser.add_argument('--out-dir', help='folder for CSV, JSON and plots')
     parser.add_argument('--no-plots', action='store_true')
+    add_backend_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -111,7 +112,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     gt, dets = load_gt_and_detections(args)
     try:
-        result = sweep_thresholds(gt, dets, _grid(args), iou_thr=args.iou_thr)
+        result = sweep_thresholds(gt, dets, _grid(args), iou_thr=args.iou_thr,
+                                  backend=args.backend)
     except ValueError as exc:
         raise MMExtError(f'--iou-thr: {exc}') from None
     lost = images_lost(result, gt, *args.compare) if args.compare else []

@@ -1,8 +1,8 @@
-"""Per-class error breakdown in the spirit of TIDE, on box-only COCO data.
+"""Per-class error breakdown as TIDE computes it, on box-only COCO data.
 
-TIDE (Bolya et al., ECCV 2020) sorts every false positive by its best IoU
-with the ground truth (foreground IoU ``t_f`` = 0.5, background ``t_b`` =
-0.1), in TIDE's order:
+TIDE (Bolya et al., ECCV 2020; the ``tidecv`` package) sorts every false
+positive by its best IoU with the ground truth (foreground IoU ``t_f`` =
+0.5, background ``t_b`` = 0.1), in TIDE's order:
 
     localization   same class, t_b <= IoU < t_f
     classification other class, IoU >= t_f
@@ -12,30 +12,50 @@ with the ground truth (foreground IoU ``t_f`` = 0.5, background ``t_b`` =
 
 and a GT box that no detection matched or aimed at (as a classification or
 localization error) is ``missed``. The weight of each type is the AP50 it
-would add if fixed: fix only that type, re-run pycocotools' COCOeval, and
-take the difference. Fixes as TIDE: classification -> give the detection the
-GT's class, localization -> give it the GT's box (both: suppress it when
-that GT is already matched), duplicate / background / both -> suppress the
-detection, missed -> drop the GT box. Matching is COCOeval's (100
-detections per image and class), read through :mod:`.coco_match`; TIDE's
-own loader needs segmentation fields, this does not.
+would add if only that type were fixed. Fixes as TIDE (``tidecv``'s
+``ClassError.fix``, ``BoxError.fix``, ``BestGTMatch``): a classification or
+localization error aimed at an unmatched GT becomes a true positive for it
+if it is the highest-scoring such error on that GT; every other one (a
+second error on that GT, or one whose GT a true positive already found) is
+suppressed; duplicate, background and both errors are suppressed; a missed
+GT is removed from the GT count.
+
+Two ways to weigh a fix (``dap_mode``):
+
+- ``'tide'`` (default): TIDE's own numbers. The fixed detections keep their
+  scores and TP/FP flags without re-matching, AP is the 101-point COCO
+  interpolation per class, mAP averages every class with GT *or*
+  detections (a class with only false positives counts with AP 0, as in
+  TIDE), and a negative mAP gain is reported as 0.
+- ``'coco'``: the fixed detections are re-evaluated by
+  COCOeval (classification errors relabelled, localization errors moved
+  onto the GT box), so AP50 plus dAP is what mmdet's CocoMetric would
+  report after the fix; mAP averages the classes with GT only.
+
+Matching is COCOeval's (100 detections per image and class), read through
+:mod:`.coco_match`; TIDE keeps 100 per image over all classes, which is the
+same on images with at most 100 detections. TIDE's own loader needs
+segmentation fields, this does not.
 """
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..data import BoxTable
 from .coco_match import (COCO_MAX_DETS, MatchTable, ap_per_class,
-                         coco_from_detections, coco_from_table, match_table,
-                         mean_ap, run_cocoeval)
+                         evaluate_boxes, mean_ap)
 from .predictions import Detections
 
 ERROR_TYPES = ('classification', 'localization', 'both', 'duplicate',
                'background', 'missed')
+DAP_MODES = ('tide', 'coco')
 FG_IOU = 0.5
 BG_IOU = 0.1
+#: TIDE's recall grid: ``x / 100`` (not ``np.linspace``, whose 0.07 is
+#: 0.07000000000000001 and can pick a different precision at recall 0.07).
+_RECALL_GRID = np.array([x / 100 for x in range(101)])
 
 
 @dataclass
@@ -53,6 +73,10 @@ class ErrorBreakdown:
             fixed; ``dmap``: ``{type: float}`` the mAP50 gained.
         det_error: Error type of every detection row (``''`` for a TP or an
             unevaluated detection), for inspection.
+        dap_mode: ``'tide'`` or ``'coco'`` (see the module docstring).
+        ref_map50: The mAP50 the gains are measured from: TIDE's mAP50 in
+            ``'tide'`` mode (every class with GT or detections), ``map50``
+            in ``'coco'`` mode.
     """
     class_names: tuple
     ap50: np.ndarray
@@ -61,6 +85,8 @@ class ErrorBreakdown:
     dap: Dict[str, np.ndarray]
     dmap: Dict[str, float]
     det_error: np.ndarray
+    dap_mode: str = 'tide'
+    ref_map50: float = float('nan')
 
     def rows(self) -> List[dict]:
         """One dict per class plus 'all': AP50, counts, dAP per type."""
@@ -128,33 +154,123 @@ def _missed_gt(m: MatchTable, gt: BoxTable, error: np.ndarray,
     return ~gt.ignore & ~used
 
 
-def _fixed_detections(dets: Detections, error: np.ndarray,
-                      target: np.ndarray, kind: str, gt: BoxTable,
-                      matched: np.ndarray) -> Detections:
-    """Detections with every error of ``kind`` fixed the TIDE way."""
-    rows = np.flatnonzero(error == kind)
-    keep = np.ones(len(dets), dtype=bool)
-    fixed = dets.select(keep)  # a copy
+def _best_on_gt(dets: Detections, error: np.ndarray, target: np.ndarray,
+                matched: np.ndarray) -> np.ndarray:
+    """Boolean per detection: the error TIDE's ``BestGTMatch`` would fix.
+
+    Among the classification and localization errors aimed at one GT that
+    no true positive found, TIDE fixes the highest-scoring one (the first
+    in score order on a tie) and suppresses the others, whichever of the
+    two types is being fixed: one GT can absorb one detection only.
+    """
+    rows = np.flatnonzero(np.isin(error, ('classification', 'localization')))
+    rows = rows[~matched[target[rows]]]
+    rows = rows[np.argsort(-dets.score[rows], kind='stable')]
+    _, first = np.unique(target[rows], return_index=True)
+    best = np.zeros(len(dets), dtype=bool)
+    best[rows[first]] = True
+    return best
+
+
+def _tide_fix(kind: str, error: np.ndarray, best: np.ndarray
+              ) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows TIDE turns into true positives and rows it suppresses."""
+    rows = error == kind
     if kind in ('classification', 'localization'):
-        g = target[rows]
-        drop = matched[g]  # the GT is already found: suppress instead
-        keep[rows[drop]] = False
-        rows, g = rows[~drop], g[~drop]
-        if kind == 'classification':
-            fixed.label[rows] = gt.label[g]
-        else:
-            for name in ('x1', 'y1', 'x2', 'y2'):
-                getattr(fixed, name)[rows] = getattr(gt, name)[g]
+        return rows & best, rows & ~best
+    return np.zeros_like(rows), rows  # duplicate, background, both; missed
+
+
+def _fixed_detections(dets: Detections, gt: BoxTable, target: np.ndarray,
+                      kind: str, promote: np.ndarray,
+                      drop: np.ndarray) -> Detections:
+    """Detections with one error type fixed, for COCOeval to re-match."""
+    fixed = dets.select(np.ones(len(dets), dtype=bool))  # a copy
+    rows = np.flatnonzero(promote)
+    g = target[rows]
+    if kind == 'classification':
+        fixed.label[rows] = gt.label[g]
     else:
-        keep[rows] = False
-    return fixed.select(keep)
+        for name in ('x1', 'y1', 'x2', 'y2'):
+            getattr(fixed, name)[rows] = getattr(gt, name)[g]
+    return fixed.select(~drop)
 
 
-def _ap50(gt: BoxTable, dets: Detections):
-    gt_coco = coco_from_table(gt)
-    ev = run_cocoeval(gt_coco, coco_from_detections(gt_coco, dets),
-                      max_dets=COCO_MAX_DETS, iou_thrs=[FG_IOU])
-    return ev, ap_per_class(ev), mean_ap(ev)
+def tide_ap(score: np.ndarray, tp: np.ndarray, num_gt: int) -> float:
+    """AP of one class as ``tidecv``'s ``APDataObject.get_ap`` (as a fraction).
+
+    Detections in descending score order give precision/recall points;
+    precision is made non-increasing from the right, read at the first
+    point with recall >= r for r = 0, 0.01, ..., 1 (0 past the last) and
+    averaged: COCO's 101-point interpolation.
+
+    Args:
+        score: Scores of the class's evaluated detections.
+        tp: True-positive flag of each.
+        num_gt: Non-ignored GT boxes of the class; 0 gives AP 0.
+    """
+    if num_gt == 0:
+        return 0.0
+    tp = np.asarray(tp, dtype=bool)[np.argsort(-score, kind='stable')]
+    n_true = np.cumsum(tp)
+    precision = n_true / np.arange(1, len(tp) + 1)
+    recall = n_true / num_gt
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    idx = np.searchsorted(recall, _RECALL_GRID, side='left')
+    ok = idx < len(precision)
+    bars = np.zeros(len(_RECALL_GRID))
+    bars[ok] = precision[idx[ok]]
+    # TIDE sums a Python list left to right; do the same, bit for bit
+    return sum(bars.tolist()) / len(bars)
+
+
+def _tide_aps(label: np.ndarray, score: np.ndarray, tp: np.ndarray,
+              num_gt: np.ndarray) -> Tuple[np.ndarray, float]:
+    """TIDE AP per class (0 without GT) and its mAP over non-empty classes.
+
+    A class is in TIDE's mean when it has GT or detections, so a class
+    with false positives only pulls the mean down with AP 0.
+    """
+    k = len(num_gt)
+    ap = np.array([tide_ap(score[label == c], tp[label == c], int(num_gt[c]))
+                   for c in range(k)])
+    present = (num_gt > 0) | (np.bincount(label, minlength=k) > 0)
+    aps = ap[present].tolist()
+    return ap, (sum(aps) / len(aps) if aps else 0.0)
+
+
+def _dap_tide(m: MatchTable, gt: BoxTable, dets: Detections, error, target,
+              missed, best) -> Tuple[Dict, Dict, float]:
+    """dAP per class and mAP gain of each type, TIDE's way (no re-match)."""
+    k = len(gt.class_names)
+    ev_rows = m.det_id[~m.det_ignored] - 1  # TIDE's AP data points
+    num_gt = np.bincount(gt.label[~gt.ignore], minlength=k)
+    tp = np.zeros(len(dets), dtype=bool)
+    tp[m.det_id[m.det_tp] - 1] = True
+    ap0, map0 = _tide_aps(dets.label[ev_rows], dets.score[ev_rows],
+                          tp[ev_rows], num_gt)
+    dap, dmap = {}, {}
+    for kind in ERROR_TYPES:
+        label, n_gt, fixed_tp = dets.label.copy(), num_gt, tp.copy()
+        promote, drop = _tide_fix(kind, error, best)
+        if kind == 'missed':
+            n_gt = num_gt - np.bincount(gt.label[missed], minlength=k)
+        fixed_tp[promote] = True
+        label[promote] = gt.label[target[promote]]
+        rows = ev_rows[~drop[ev_rows]]
+        ap, map_fix = _tide_aps(label[rows], dets.score[rows],
+                                fixed_tp[rows], n_gt)
+        dap[kind] = ap - ap0
+        # TIDE: a negative gain is binning noise, reported as 0
+        dmap[kind] = max(map_fix - map0, 0.0)
+    return dap, dmap, map0
+
+
+def _ap50(gt: BoxTable, dets: Detections, backend: str):
+    """COCO evaluation at IoU 0.5: its matches, AP50 per class, mAP50."""
+    ev, m = evaluate_boxes(gt, dets, FG_IOU, max_dets=COCO_MAX_DETS,
+                           iou_thrs=[FG_IOU], backend=backend)
+    return m, ap_per_class(ev), mean_ap(ev)
 
 
 def _gain(after: np.ndarray, before: np.ndarray) -> np.ndarray:
@@ -162,36 +278,70 @@ def _gain(after: np.ndarray, before: np.ndarray) -> np.ndarray:
     return np.nan_to_num(after, nan=0.0) - np.nan_to_num(before, nan=0.0)
 
 
-def error_breakdown(gt: BoxTable, dets: Detections) -> ErrorBreakdown:
+def _dap_coco(gt: BoxTable, dets: Detections, error, target, missed, best,
+              ap50, map50, backend: str) -> Tuple[Dict, Dict]:
+    """dAP per class and mAP gain of each type by re-running COCOeval."""
+    dap, dmap = {}, {}
+    for kind in ERROR_TYPES:
+        if kind == 'missed':
+            _, ap_fix, map_fix = _ap50(gt.select(~missed), dets, backend)
+        else:
+            promote, drop = _tide_fix(kind, error, best)
+            _, ap_fix, map_fix = _ap50(gt, _fixed_detections(
+                dets, gt, target, kind, promote, drop), backend)
+        dap[kind] = _gain(ap_fix, ap50)
+        dmap[kind] = float(np.nan_to_num(map_fix) - np.nan_to_num(map50))
+    return dap, dmap
+
+
+def _counts(gt: BoxTable, dets: Detections, error, target,
+            missed) -> Dict[str, np.ndarray]:
+    """Errors per type and class (the class whose AP the fix changes)."""
+    k = len(gt.class_names)
+    counts = {'missed': np.bincount(gt.label[missed], minlength=k)}
+    for kind in ERROR_TYPES[:-1]:
+        rows = np.flatnonzero(error == kind)
+        labels = (gt.label[target[rows]] if kind == 'classification'
+                  else dets.label[rows])
+        counts[kind] = np.bincount(labels, minlength=k)
+    return counts
+
+
+def error_breakdown(gt: BoxTable, dets: Detections,
+                    dap_mode: str = 'tide',
+                    backend: str = 'auto') -> ErrorBreakdown:
     """Classify every error and weigh each type by the AP50 it costs.
 
     Args:
         gt: Ground truth (ignored boxes: crowd, neither needed nor FP).
         dets: Detections aligned with ``gt``.
+        dap_mode: ``'tide'`` (default: TIDE's own dAP) or ``'coco'``
+            (each fix re-evaluated by pycocotools' COCOeval); see the
+            module docstring.
+        backend: COCO evaluation backend, see
+            :func:`~.coco_match.evaluate_boxes` (same matches either way).
 
     Returns:
-        An :class:`ErrorBreakdown`; AP50 values are pycocotools' COCOeval.
+        An :class:`ErrorBreakdown`; ``ap50``/``map50`` are COCOeval's in
+        both modes.
+
+    Raises:
+        ValueError: ``dap_mode`` is not one of :data:`DAP_MODES`.
     """
-    ev, ap50, map50 = _ap50(gt, dets)
-    m = match_table(ev, gt, dets, FG_IOU)
+    if dap_mode not in DAP_MODES:
+        raise ValueError(f'dap_mode {dap_mode!r} is not one of {DAP_MODES}')
+    m, ap50, map50 = _ap50(gt, dets, backend)
     error, target = _classify(m, gt, dets)
     missed = _missed_gt(m, gt, error, target)
     matched = np.zeros(len(gt), dtype=bool)
     matched[m.det_gt[m.det_tp] - 1] = True
-    k = len(gt.class_names)
-    counts, dap, dmap = {}, {}, {}
-    for kind in ERROR_TYPES:
-        if kind == 'missed':
-            counts[kind] = np.bincount(gt.label[missed], minlength=k)
-            _, ap_fix, map_fix = _ap50(gt.select(~missed), dets)
-        else:
-            rows = np.flatnonzero(error == kind)
-            labels = (gt.label[target[rows]] if kind == 'classification'
-                      else dets.label[rows])
-            counts[kind] = np.bincount(labels, minlength=k)
-            _, ap_fix, map_fix = _ap50(
-                gt, _fixed_detections(dets, error, target, kind, gt, matched))
-        dap[kind] = _gain(ap_fix, ap50)
-        dmap[kind] = float(np.nan_to_num(map_fix) - np.nan_to_num(map50))
-    return ErrorBreakdown(tuple(gt.class_names), ap50, map50, counts, dap,
-                          dmap, error)
+    best = _best_on_gt(dets, error, target, matched)
+    if dap_mode == 'tide':
+        dap, dmap, ref = _dap_tide(m, gt, dets, error, target, missed, best)
+    else:
+        dap, dmap = _dap_coco(gt, dets, error, target, missed, best, ap50,
+                              map50, backend)
+        ref = map50
+    return ErrorBreakdown(tuple(gt.class_names), ap50, map50,
+                          _counts(gt, dets, error, target, missed), dap,
+                          dmap, error, dap_mode, ref)

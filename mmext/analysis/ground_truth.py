@@ -55,6 +55,19 @@ def add_prediction_args(parser) -> None:
     parser.add_argument('--data-root', help="replaces the config's data root")
 
 
+def add_backend_arg(parser) -> None:
+    """``--backend``: which library runs the COCO evaluation.
+
+    Args:
+        parser: An ``argparse.ArgumentParser``.
+    """
+    from .coco_match import BACKENDS
+    parser.add_argument(
+        '--backend', choices=BACKENDS, default='auto',
+        help='COCO evaluation library (same numbers): auto = '
+        'faster-coco-eval when installed, else pycocotools')
+
+
 def load_gt_and_detections(args):
     """Ground truth and aligned detections from :func:`add_prediction_args`.
 

@@ -13,7 +13,9 @@ score, read at every threshold of the grid:
                         >= 1 correct detection
 
 N_gt counts non-ignored GT boxes, so recall <= 1 and TP + FN = N_gt always.
-The AP reported is COCOeval's own (accumulate on the same evaluation).
+The AP reported is COCOeval's own (accumulate on the same evaluation). The
+evaluation runs on faster-coco-eval's compiled code when it is installed,
+else on pycocotools (``backend``); both give the same matches.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -21,8 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..data import BoxTable
-from .coco_match import (MatchTable, ap_per_class, coco_from_detections,
-                         coco_from_table, match_table, mean_ap, run_cocoeval)
+from .coco_match import MatchTable, ap_per_class, evaluate_boxes, mean_ap
 from .predictions import Detections
 
 #: Name of the row that sums every class.
@@ -160,15 +161,18 @@ def _class_curve(name: str, scores: np.ndarray, tp: np.ndarray, num_gt: int,
 def _max_dets_per_image_class(dets: Detections) -> int:
     if not len(dets):
         return 1
-    _, counts = np.unique(
-        np.stack([dets.image_id, dets.label]), axis=1, return_counts=True)
-    return int(counts.max())
+    # one int key per (image, class): np.unique on it is ~10x faster than
+    # on the stacked pair (axis=1) at 500k detections
+    _, img = np.unique(dets.image_id, return_inverse=True)
+    key = img.astype(np.int64) * (int(dets.label.max()) + 1) + dets.label
+    return int(np.bincount(key).max())
 
 
 def sweep_thresholds(gt: BoxTable,
                      dets: Detections,
                      thresholds: Optional[Sequence[float]] = None,
-                     iou_thr: float = 0.5) -> SweepResult:
+                     iou_thr: float = 0.5,
+                     backend: str = 'auto') -> SweepResult:
     """Sweep the confidence threshold over a grid, per class and overall.
 
     Args:
@@ -177,6 +181,8 @@ def sweep_thresholds(gt: BoxTable,
         thresholds: Score thresholds in [0, 1]; a detection is kept when
             ``score >= t``. Default: 0, 0.05, ..., 1.
         iou_thr: IoU threshold for a match, one of COCO's 0.50:0.05:0.95.
+        backend: ``'auto'`` (faster-coco-eval if installed, else
+            pycocotools), ``'faster-coco-eval'`` or ``'pycocotools'``.
 
     Returns:
         A :class:`SweepResult`; its AP/AP50 are COCOeval's (100 detections
@@ -185,10 +191,9 @@ def sweep_thresholds(gt: BoxTable,
     thr = np.asarray(
         default_thresholds() if thresholds is None else sorted(thresholds),
         dtype=np.float64)
-    gt_coco = coco_from_table(gt)
-    ev = run_cocoeval(gt_coco, coco_from_detections(gt_coco, dets),
-                      max_dets=_max_dets_per_image_class(dets))
-    m = match_table(ev, gt, dets, iou_thr)
+    ev, m = evaluate_boxes(gt, dets, iou_thr,
+                           max_dets=_max_dets_per_image_class(dets),
+                           backend=backend)
     k_all = len(gt.class_names)
     image_ids = np.sort(gt.image_ids)
     best = _best_tp_scores(m, image_ids, k_all)

@@ -77,10 +77,14 @@ def test_known_error_types_and_counts(tmp_path):
     assert b['dap_classification'] == pytest.approx(1.0)
 
 
-def test_dap_equals_pycocotools_on_hand_fixed_input(tmp_path):
+# 'coco' re-evaluates each fix with COCOeval; TIDE's AP equals it here
+# (both classes have GT, no score ties, one error per aimed-at GT)
+@pytest.mark.parametrize('dap_mode', ['coco', 'tide'])
+def test_dap_equals_pycocotools_on_hand_fixed_input(tmp_path, dap_mode):
     gt_path, res_path = write_case(tmp_path)
     table = load_coco(gt_path)
-    total = error_breakdown(table, load_detections(res_path, table)).rows()[-1]
+    total = error_breakdown(table, load_detections(res_path, table),
+                            dap_mode).rows()[-1]
     base = coco_map50(gt_path, DETS)
     assert total['ap50'] == pytest.approx(base, abs=1e-12)
     d = list(DETS)
