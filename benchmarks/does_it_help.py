@@ -151,31 +151,55 @@ def _render(node) -> str:
     return node
 
 
-def train(arm: str, seed: int, args) -> str:
+def train(arm: str, seed: int, args, stop_when=None) -> str:
+    """Train one arm and seed (resuming from its checkpoints).
+
+    Args:
+        stop_when: called with the work_dir every 20 s while training; a
+            true result stops the run there (the budget search stops at
+            the first validation that reaches the target).
+    """
     work = osp.join(args.out, f'{arm}_s{seed}')
     if osp.isfile(osp.join(work, f'iter_{args.iters}.pth')):
         return work
+    if stop_when is not None and stop_when(work):
+        return work
     cmd = [sys.executable, 'tools/train.py', arm_config(arm, seed, args),
            '--work-dir', work, '--max-iters', str(args.iters),
-           '--cfg-options', f'randomness.seed={seed}']
+           '--cfg-options', f'randomness.seed={seed}',
+           f'train_cfg.val_interval={args.val_interval}']
     if args.data_root:
         cmd += ['--data-root', args.data_root]
     if osp.isdir(work) and any(f.endswith('.pth') for f in os.listdir(work)):
         cmd.append('--resume')
     print(f'[{arm} seed {seed}] {" ".join(cmd[1:])}', flush=True)
     start = time.time()
-    run_logged(cmd, work + '.log')
+    run_logged(cmd, work + '.log', stop_when and (lambda: stop_when(work)))
     print(f'[{arm} seed {seed}] trained in {time.time() - start:.0f} s',
           flush=True)
     return work
 
 
-def run_logged(cmd: list, log: str) -> None:
-    """Run a tool with its output in ``log``; a failure names the log."""
+def run_logged(cmd: list, log: str, stop_when=None) -> None:
+    """Run a tool with its output in ``log``; a failure names the log.
+
+    Args:
+        stop_when: polled every 20 s; a true result terminates the tool
+            (not a failure).
+    """
     os.makedirs(osp.dirname(log), exist_ok=True)
-    with open(log, 'w') as f:
-        rc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT
-                            ).returncode
+    with open(log, 'a') as f:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=f,
+                                stderr=subprocess.STDOUT)
+        while True:
+            try:
+                rc = proc.wait(timeout=20)
+                break
+            except subprocess.TimeoutExpired:
+                if stop_when is not None and stop_when():
+                    proc.terminate()
+                    proc.wait()
+                    return
     if rc:
         raise SystemExit(f'{" ".join(cmd[1:3])} failed (exit {rc}): see {log}')
 
@@ -232,8 +256,18 @@ def find_budget(args) -> int:
     """Train the control once for --iters (its own folder under OUT) and
     report the first validation whose teacher mAP50 reaches the target."""
     from mmext.analysis.metrics_reader import read_work_dir_validations
+    from mmext.utils.errors import MMExtError
     args.out = osp.join(args.out, 'find_budget')
-    work = train(args.arms[0], args.seeds[0], args)
+
+    def reached(work: str) -> bool:
+        try:
+            records = read_work_dir_validations(work)
+        except MMExtError:  # no validation yet
+            return False
+        return any(r.get('teacher/coco/bbox_mAP_50', 0) >= args.find_budget
+                   for r in records)
+
+    work = train(args.arms[0], args.seeds[0], args, stop_when=reached)
     records = read_work_dir_validations(work)
     print('teacher mAP50 by iteration: ' + ', '.join(
         f'{int(r.get("step", 0))}: {r.get("teacher/coco/bbox_mAP_50", 0):.3f}'
@@ -266,6 +300,8 @@ def main(argv=None) -> int:
     parser.add_argument('--perclass-form', choices=['recommended', 'proportion'],
                         default='recommended')
     parser.add_argument('--find-budget', type=float, metavar='MAP50')
+    parser.add_argument('--val-interval', type=int, default=200,
+                        help='validate every N iterations (200)')
     args = parser.parse_args(argv)
     args.out = args.out or osp.join(ROOT, f'work_dirs/does_it_help_{args.dataset}')
     if args.dataset == 'demo':

@@ -20,9 +20,14 @@ anchor_generator snippet.
 """
 import argparse
 import os
+import sys
 from typing import List, Optional
 
 import numpy as np
+
+if 'mmext' not in sys.modules:
+    # reads files only: skip registering mmext in mmdet (torch, seconds)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
 
 from mmext.analysis.report import format_table, write_csv, write_json
 from mmext.anchors import RATIO_NOTE, OBJECTIVES, fit_anchors, load_fit_inputs

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from mmext.analysis.report import format_table, write_json
 from mmext.losses import class_balanced_weights
-from mmext.losses.class_balanced import load_count_source
+from mmext.data import load_any_boxes
 from mmext.utils import run_cli
 
 
@@ -43,7 +43,7 @@ def summarise_skipped(skipped) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    table = load_count_source(args.source, img_dir=args.img_dir)
+    table = load_any_boxes(args.source, img_dir=args.img_dir)
     counts = table.class_counts()
     weights = class_balanced_weights(list(counts.values()), args.beta,
                                      background_weight=args.background_weight)

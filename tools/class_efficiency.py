@@ -16,7 +16,12 @@ Writes OUT_DIR/class_efficiency.{md,csv,json,png}.
 """
 import argparse
 import os
+import sys
 from typing import Dict, List, Optional
+
+if 'mmext' not in sys.modules:
+    # reads files only: skip registering mmext in mmdet (torch, seconds)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
 
 from mmext.analysis.class_efficiency import (DEFAULT_STATUS_THRESHOLDS,
                                              class_efficiency,

@@ -23,7 +23,13 @@ Exit code 1 when a rule at or above --fail-on fires.
 """
 import argparse
 import json
+import os
+import sys
 from typing import List, Optional
+
+if 'mmext' not in sys.modules:
+    # reads files only: skip registering mmext in mmdet (torch, seconds)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
 
 from mmext.analysis.config_diff import GROUPS, SEVERITIES, diff_configs
 from mmext.analysis.report import format_table, write_json

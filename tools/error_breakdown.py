@@ -16,7 +16,12 @@ Writes OUT_DIR/error_breakdown.{csv,json,png}.
 """
 import argparse
 import os
+import sys
 from typing import List, Optional
+
+if 'mmext' not in sys.modules:
+    # reads files only: skip registering mmext in mmdet (torch, seconds)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
 
 from mmext.analysis.error_breakdown import (DAP_MODES, ERROR_TYPES,
                                             error_breakdown)

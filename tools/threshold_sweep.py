@@ -14,9 +14,14 @@ f1_vs_threshold.png.
 """
 import argparse
 import os
+import sys
 from typing import List, Optional
 
 import numpy as np
+
+if 'mmext' not in sys.modules:
+    # reads files only: skip registering mmext in mmdet (torch, seconds)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
 
 from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
                                          load_gt_and_detections)

@@ -54,7 +54,30 @@ class Detections:
 
 
 def _empty_rows() -> Dict[str, list]:
-    return {k: [] for k in _COLUMNS}
+    return {k: [] for k in _COLUMNS + ('file_name',)}
+
+
+def _image_ids(rows: Dict[str, list], gt: BoxTable) -> np.ndarray:
+    """Each row's ground-truth image_id (-1: unknown).
+
+    A row's ``file_name`` decides where the ground truth knows it (an
+    Ultralytics ``image_id`` is the file stem, which may collide with the
+    ground truth's own integer ids); else its id as the ground truth
+    writes it; else the id read as a file stem.
+    """
+    by_id, by_file = gt.image_id_lookup(), gt.file_name_lookup()
+    out = np.full(len(rows['image_id']), -1, dtype=np.int64)
+    for i, (key, name) in enumerate(zip(rows['image_id'], rows['file_name'])):
+        if isinstance(name, str) and os.path.basename(name) in by_file:
+            out[i] = by_file[os.path.basename(name)]
+            continue
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
+            continue  # a list, float or None where an id belongs
+        if key in by_id:
+            out[i] = by_id[key]
+        elif key in by_file:
+            out[i] = by_file[key]
+    return out
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -84,8 +107,10 @@ def _rows_from_mmdet_pickle(path: str, rows: Dict[str, list]) -> None:
                              "'pred_instances' (not mmdet's --out format)")
         pred = res['pred_instances']
         try:
-            boxes = _to_numpy(pred['bboxes']).reshape(-1, 4).astype(
-                np.float64)
+            boxes = _to_numpy(pred['bboxes'])
+            if boxes.size and (boxes.ndim != 2 or boxes.shape[1] != 4):
+                raise ValueError(f'bboxes of shape {tuple(boxes.shape)}')
+            boxes = boxes.reshape(-1, 4).astype(np.float64)
             scores = _to_numpy(pred['scores']).reshape(-1).astype(np.float64)
             labels = _to_numpy(pred['labels']).reshape(-1).astype(np.int64)
         except (KeyError, TypeError, ValueError) as exc:
@@ -96,6 +121,7 @@ def _rows_from_mmdet_pickle(path: str, rows: Dict[str, list]) -> None:
             raise MMExtError(f'{path}: result {n}: {len(boxes)} bboxes, '
                              f'{len(scores)} scores, {len(labels)} labels')
         rows['image_id'].extend([res['img_id']] * len(scores))
+        rows['file_name'].extend([res.get('img_path')] * len(scores))
         rows['label'].extend(labels.tolist())
         rows['score'].extend(scores.tolist())
         for k, name in enumerate(('x1', 'y1', 'x2', 'y2')):
@@ -123,8 +149,9 @@ def _rows_from_coco_results(path: str, rows: Dict[str, list],
             raise MMExtError(f'{path}: result {n} has no bbox [x, y, w, h]')
         # non-numbers become NaN and are skipped as such by _validate
         x, y, w, h = (_float(v) for v in bbox)
-        image_id = det.get('image_id')
-        rows['image_id'].append(image_id if isinstance(image_id, int) else None)
+        rows['image_id'].append(det.get('image_id'))
+        # Ultralytics' predictions.json names the image file as well
+        rows['file_name'].append(det.get('file_name'))
         # -1 marks a category the ground truth does not know.
         cat = det.get('category_id')
         rows['label'].append(
@@ -139,7 +166,7 @@ def _rows_from_coco_results(path: str, rows: Dict[str, list],
 def _validate(rows: Dict[str, list], gt: BoxTable,
               source: str) -> Detections:
     """Drop rows that cannot be evaluated against ``gt`` and count them."""
-    known = set(gt.image_ids.tolist())
+    image_id = _image_ids(rows, gt)
     n = len(rows['score'])
     keep = np.ones(n, dtype=bool)
     skipped: List[SkippedRecord] = []
@@ -147,7 +174,7 @@ def _validate(rows: Dict[str, list], gt: BoxTable,
     for i in range(n):
         x1, y1, x2, y2 = (rows[k][i] for k in ('x1', 'y1', 'x2', 'y2'))
         score, label = rows['score'][i], rows['label'][i]
-        if rows['image_id'][i] not in known:
+        if image_id[i] < 0:
             reason = 'unknown image id'
         elif not 0 <= label < num_classes:
             reason = 'unknown category'
@@ -163,6 +190,7 @@ def _validate(rows: Dict[str, list], gt: BoxTable,
             continue
         keep[i] = False
         skipped.append(SkippedRecord(source, f'detection {i}', reason))
+    rows = dict(rows, image_id=image_id.tolist())
     cols = {}
     for k in _COLUMNS:
         dtype = np.int64 if k in ('image_id', 'label') else np.float64

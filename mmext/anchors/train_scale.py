@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmcv.image.geometric import _scale_size, rescale_size
 
 from ..data import BoxTable
 from ..utils import MMExtError
@@ -41,6 +40,9 @@ class ResizeRule:
 
     def new_size(self, width: int, height: int) -> Tuple[int, int]:
         """Resized image size ``(w, h)`` in pixels, as mmdet's Resize gets it."""
+        # imported here: mmcv imports torch (seconds, ~300 MB), which a tool
+        # reading a large annotation file should load after the file
+        from mmcv.image.geometric import _scale_size, rescale_size
         scale = self.scale
         if scale is None:
             scale = _scale_size((width, height), self.scale_factor)

@@ -7,7 +7,8 @@ names, and the records that were skipped with the reason for each.
 """
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,6 +40,10 @@ class BoxTable:
 
     Image arrays (length M, every image, with or without boxes):
         image_ids, file_names, widths, heights.
+
+    ``image_keys`` (length M or None): the ids as the file wrote them where
+    they are not all integers (strings such as Ultralytics' file stems);
+    ``image_ids`` then numbers the images 0..M-1 in file order.
     """
     class_names: Tuple[str, ...]
     image_id: np.ndarray
@@ -56,9 +61,31 @@ class BoxTable:
     heights: np.ndarray
     source: str = ''
     skipped: List[SkippedRecord] = field(default_factory=list)
+    image_keys: Optional[list] = None
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
+
+    def image_id_lookup(self) -> Dict[object, int]:
+        """``{id as the ground-truth file writes it: image_id}``."""
+        keys = (self.image_keys if self.image_keys is not None else
+                self.image_ids.tolist())
+        return dict(zip(keys, self.image_ids.tolist()))
+
+    def file_name_lookup(self) -> Dict[object, int]:
+        """``{file name or stem: image_id}`` where unambiguous.
+
+        An all-digit stem is also listed as an int, the way Ultralytics'
+        ``predictions.json`` writes ``image_id``.
+        """
+        seen: Dict[object, set] = {}
+        for name, iid in zip(self.file_names, self.image_ids.tolist()):
+            base = os.path.basename(name)
+            stem = os.path.splitext(base)[0]
+            aliases = {base, stem} | ({int(stem)} if stem.isdigit() else set())
+            for alias in aliases - {''}:
+                seen.setdefault(alias, set()).add(iid)
+        return {a: ids.pop() for a, ids in seen.items() if len(ids) == 1}
 
     @property
     def num_images(self) -> int:
@@ -102,6 +129,7 @@ class BoxTable:
             heights=self.heights,
             source=self.source,
             skipped=self.skipped,
+            image_keys=self.image_keys,
             **cols)
 
     def class_counts(self, include_ignored: bool = False) -> Dict[str, int]:
@@ -155,23 +183,42 @@ def build_box_table(class_names: Sequence[str], images: List[dict],
     arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     image_id = arr[:, 0].astype(np.int64)
     wh = np.array([size[i] for i in image_id], dtype=np.float64).reshape(-1, 2)
-    return BoxTable(
-        class_names=tuple(class_names),
-        image_id=image_id,
-        label=arr[:, 1].astype(np.int64),
-        x1=arr[:, 2],
-        y1=arr[:, 3],
-        x2=arr[:, 4],
-        y2=arr[:, 5],
-        img_w=wh[:, 0],
-        img_h=wh[:, 1],
-        ignore=arr[:, 6].astype(bool),
+    return table_from_columns(
+        class_names=class_names, image_id=image_id,
+        label=arr[:, 1].astype(np.int64), boxes=arr[:, 2:6], img_w=wh[:, 0],
+        img_h=wh[:, 1], ignore=arr[:, 6].astype(bool),
         image_ids=np.array([im['id'] for im in images], dtype=np.int64),
         file_names=[im['file_name'] for im in images],
         widths=np.array([im['width'] for im in images], dtype=np.float64),
         heights=np.array([im['height'] for im in images], dtype=np.float64),
-        source=source,
-        skipped=skipped)
+        source=source, skipped=skipped)
+
+
+def table_from_columns(class_names: Sequence[str], image_id: np.ndarray,
+                       label: np.ndarray, boxes: np.ndarray,
+                       img_w: np.ndarray, img_h: np.ndarray,
+                       ignore: np.ndarray, image_ids: np.ndarray,
+                       file_names: List[str], widths: np.ndarray,
+                       heights: np.ndarray, source: str,
+                       skipped: List[SkippedRecord],
+                       image_keys: Optional[list] = None) -> BoxTable:
+    """Assemble a :class:`BoxTable` from column arrays (boxes (N, 4) xyxy
+    pixels; the other box columns length N; image columns length M)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return BoxTable(
+        class_names=tuple(class_names),
+        image_id=np.asarray(image_id, dtype=np.int64).reshape(-1),
+        label=np.asarray(label, dtype=np.int64).reshape(-1),
+        x1=boxes[:, 0].copy(), y1=boxes[:, 1].copy(),
+        x2=boxes[:, 2].copy(), y2=boxes[:, 3].copy(),
+        img_w=np.asarray(img_w, dtype=np.float64).reshape(-1),
+        img_h=np.asarray(img_h, dtype=np.float64).reshape(-1),
+        ignore=np.asarray(ignore, dtype=bool).reshape(-1),
+        image_ids=np.asarray(image_ids, dtype=np.int64).reshape(-1),
+        file_names=list(file_names),
+        widths=np.asarray(widths, dtype=np.float64).reshape(-1),
+        heights=np.asarray(heights, dtype=np.float64).reshape(-1),
+        source=source, skipped=skipped, image_keys=image_keys)
 
 
 def check_box(x1: float, y1: float, x2: float, y2: float, width: float,

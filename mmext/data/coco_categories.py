@@ -7,6 +7,7 @@ the mapping the same way :func:`mmext.data.load_coco` builds its labels.
 from typing import Dict, Optional, Sequence
 
 from ..utils import MMExtError, load_json
+from .coco import coco_categories
 
 
 def load_coco_category_labels(
@@ -26,14 +27,10 @@ def load_coco_category_labels(
         MMExtError: the file is missing or has no ``categories`` list.
     """
     data = load_json(path)
-    if not isinstance(data, dict) or not isinstance(
-            data.get('categories'), list):
-        raise MMExtError(f"{path}: no 'categories' list (not a COCO file)")
-    cats = sorted(data['categories'], key=lambda c: c.get('id', 0))
-    names = [c['name'] for c in cats] if class_names is None else list(
+    if not isinstance(data, dict):
+        raise MMExtError(f'{path}: not a COCO json object')
+    cats = coco_categories(data, path)
+    names = [n for _, n in cats] if class_names is None else list(
         class_names)
     name_to_label = {n: i for i, n in enumerate(names)}
-    return {
-        c['id']: name_to_label[c['name']]
-        for c in cats if c.get('name') in name_to_label
-    }
+    return {cid: name_to_label[n] for cid, n in cats if n in name_to_label}

@@ -1,6 +1,6 @@
 """One way in for annotations: a COCO json, a VOC folder or an mmdet config."""
 import os
-from typing import Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 from mmengine.config import Config
 
@@ -50,3 +50,38 @@ def load_boxes_from_config(config: Union[str, Config],
     if ds.get('type') in ('VOCDataset', 'XMLDataset') or os.path.isdir(ann):
         return load_boxes(ann, img_dir=dataset_img_dir(ds), class_names=classes)
     return load_boxes(ann, class_names=classes)
+
+
+def load_any_boxes(source: Union[str, Config], img_dir: Optional[str] = None,
+                   class_names: Optional[Sequence[str]] = None) -> BoxTable:
+    """Boxes of a COCO json, VOC folder or config's labeled train set.
+
+    Args:
+        source: COCO ``.json``, VOC annotation folder, or mmdet config
+            (``.py`` path or Config).
+        img_dir: VOC image folder, if ``source`` is a VOC folder.
+        class_names: Restrict to and order by these classes.
+    """
+    if isinstance(source, Config) or str(source).endswith('.py'):
+        return load_boxes_from_config(source)
+    return load_boxes(source, img_dir=img_dir, class_names=class_names)
+
+
+def class_counts(source: Union[str, Config], img_dir: Optional[str] = None,
+                 class_names: Optional[Sequence[str]] = None,
+                 include_ignored: bool = False) -> Dict[str, int]:
+    """Boxes per class ``n_c`` of an annotation file, VOC folder or config.
+
+    Crowd/difficult boxes are left out unless ``include_ignored``.
+
+    Args:
+        source: See :func:`load_any_boxes`.
+        img_dir: VOC image folder, if ``source`` is a VOC folder.
+        class_names: Restrict to and order by these classes.
+        include_ignored: Count crowd/difficult boxes too.
+
+    Returns:
+        Class name -> number of boxes, in the class order of the source.
+    """
+    table = load_any_boxes(source, img_dir, class_names)
+    return table.class_counts(include_ignored=include_ignored)

@@ -6,12 +6,11 @@ A class with :math:`n_c` boxes has effective number
 the foreground weights sum to the number of classes. ``beta=0`` gives equal
 weights, ``beta -> 1`` inverse frequency.
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import numpy as np
-from mmengine.config import Config
 
-from ..data import BoxTable, load_boxes, load_boxes_from_config
+from ..data import class_counts  # noqa: F401  (counting is a data concern)
 from ..utils import MMExtError
 
 
@@ -44,39 +43,3 @@ def class_balanced_weights(counts: Sequence[int], beta: float = 0.999,
     if background_weight is not None:
         weights.append(float(background_weight))
     return weights
-
-
-def load_count_source(source: Union[str, Config], img_dir: Optional[str] = None,
-                      class_names: Optional[Sequence[str]] = None) -> BoxTable:
-    """Boxes of a COCO json, VOC folder or config's labeled train set.
-
-    Args:
-        source: COCO ``.json``, VOC annotation folder, or mmdet config
-            (``.py`` path or Config).
-        img_dir: VOC image folder, if ``source`` is a VOC folder.
-        class_names: Restrict to and order by these classes.
-    """
-    if isinstance(source, Config) or str(source).endswith('.py'):
-        return load_boxes_from_config(source)
-    return load_boxes(source, img_dir=img_dir, class_names=class_names)
-
-
-def class_counts(source: Union[str, Config], img_dir: Optional[str] = None,
-                 class_names: Optional[Sequence[str]] = None,
-                 include_ignored: bool = False) -> Dict[str, int]:
-    """Boxes per class ``n_c`` of an annotation file, VOC folder or config.
-
-    Reads through :mod:`mmext.data`; crowd/difficult boxes are left out
-    unless ``include_ignored``.
-
-    Args:
-        source: See :func:`load_count_source`.
-        img_dir: VOC image folder, if ``source`` is a VOC folder.
-        class_names: Restrict to and order by these classes.
-        include_ignored: Count crowd/difficult boxes too.
-
-    Returns:
-        Class name -> number of boxes, in the class order of the source.
-    """
-    table = load_count_source(source, img_dir, class_names)
-    return table.class_counts(include_ignored=include_ignored)

@@ -5,6 +5,11 @@ from typing import Callable, List, Optional
 
 from .errors import MMExtError
 
+try:  # 3-5x faster than the stdlib on large COCO files
+    import orjson
+except ImportError:  # pragma: no cover - a listed requirement
+    orjson = None
+
 #: Exit code of a CLI whose input was bad (missing file, malformed JSON, ...).
 EXIT_BAD_INPUT = 2
 
@@ -47,15 +52,28 @@ def load_json(path: str) -> object:
         path: Path of the JSON file.
     """
     try:
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
+        with open(path, 'rb') as f:
+            raw = f.read()
     except FileNotFoundError:
         raise MMExtError(f'{path}: no such file') from None
+    except IsADirectoryError:
+        raise MMExtError(f'{path}: is a folder, not a JSON file') from None
+    except OSError as exc:
+        raise MMExtError(f'{path}: cannot read ({exc.strerror})') from None
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # NaN/Infinity tokens or huge ints: the stdlib reads those
+    try:
+        return json.loads(raw.decode('utf-8'))
     except json.JSONDecodeError as exc:
         raise MMExtError(f'{path}: malformed JSON ({exc.msg} at line '
                          f'{exc.lineno} column {exc.colno})') from None
     except UnicodeDecodeError:
         raise MMExtError(f'{path}: not a UTF-8 text file') from None
+    except RecursionError:
+        raise MMExtError(f'{path}: JSON nested too deeply') from None
 
 
 def read_jsonl(path: str, with_lines: bool = False) -> list:

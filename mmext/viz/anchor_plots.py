@@ -31,7 +31,8 @@ def plot_ratio_histograms(ratios_by_class: Dict[str, np.ndarray],
     bins = np.geomspace(lo, hi, 40)
     for ax, name in zip(axes.flat, names):
         r = ratios_by_class[name]
-        ax.hist(r, bins=bins, color='0.6')
+        # stairs of np.histogram: one artist, not one patch per bin
+        ax.stairs(np.histogram(r, bins=bins)[0], bins, fill=True, color='0.6')
         ax.set_xscale('log')
         for k, v in enumerate(current):
             ax.axvline(v, color='tab:red', ls='--', lw=1, label='current' if k == 0 else None)

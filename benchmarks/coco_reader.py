@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Speed and memory of the validating COCO reader, against json.load.
+
+Writes a synthetic COCO file (``--boxes`` boxes over ``--images`` images,
+1333x800, seeded; a few records of every skippable kind planted), then in
+this one run measures:
+
+- ``json.load`` of the file (the stdlib, the floor the issue names);
+- :func:`mmext.data.load_coco` (parse + validate + columns), in-process;
+- the whole tool ``tools/anchor_fit.py --ann F --scale 1333 800
+  --num-ratios 0`` as a subprocess: wall seconds and peak RSS.
+
+Example:
+    python benchmarks/coco_reader.py --boxes 1000000 --images 100000
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def write_coco(path: str, num_boxes: int, num_images: int, seed: int = 0):
+    """A COCO file like a large defect set, with 5 planted bad records."""
+    rng = np.random.default_rng(seed)
+    w, h = 1333, 800
+    bw = np.exp(rng.uniform(np.log(4), np.log(w / 2), num_boxes))
+    bh = np.minimum(bw * np.exp(rng.normal(-0.3, 0.9, num_boxes)), h - 1)
+    x = rng.uniform(0, w - bw)
+    y = rng.uniform(0, h - bh)
+    images = [dict(id=i + 1, file_name=f'{i:07d}.jpg', width=w, height=h)
+              for i in range(num_images)]
+    anns = [dict(id=k + 1, image_id=int(k % num_images) + 1,
+                 category_id=int(k % 5) + 1,
+                 bbox=[round(float(x[k]), 2), round(float(y[k]), 2),
+                       round(float(bw[k]), 2), round(float(bh[k]), 2)],
+                 area=round(float(bw[k] * bh[k]), 2), iscrowd=0)
+            for k in range(num_boxes)]
+    anns[0]['bbox'] = [1, 2, 'x', 4]
+    anns[1]['image_id'] = -7
+    anns[2]['category_id'] = 99
+    anns[3]['bbox'] = [10, 10, 0.5, 20]
+    anns[4]['bbox'] = [w - 5, 10, 50, 20]
+    cats = [dict(id=c + 1, name=f'defect_{c}') for c in range(5)]
+    with open(path, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=cats), f)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--boxes', type=int, default=1_000_000)
+    p.add_argument('--images', type=int, default=100_000)
+    p.add_argument('--file', help='use (or write) this COCO file')
+    args = p.parse_args()
+    tmp = tempfile.mkdtemp(prefix='coco_reader_')
+    path = args.file or osp.join(tmp, 'coco.json')
+    if not osp.isfile(path):
+        print(f'writing {args.boxes:,} boxes in {args.images:,} images to '
+              f'{path} ...', flush=True)
+        write_coco(path, args.boxes, args.images)
+    print(f'file: {osp.getsize(path) / 1e6:.0f} MB')
+
+    start = time.perf_counter()
+    with open(path) as f:
+        json.load(f)
+    t_json = time.perf_counter() - start
+
+    from mmext.data import load_coco
+    start = time.perf_counter()
+    table = load_coco(path)
+    t_reader = time.perf_counter() - start
+    print(f'load_coco: {len(table):,} boxes kept, '
+          f'{len(table.skipped)} records skipped or repaired: '
+          f'{table.skip_counts()}')
+
+    cmd = [sys.executable, osp.join(ROOT, 'tools/anchor_fit.py'), '--ann',
+           path, '--scale', '1333', '800', '--num-ratios', '0', '--out-dir',
+           osp.join(tmp, 'anchor_fit'), '--no-progress']
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    t_tool = time.perf_counter() - start
+    rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+
+    print(f'json.load (stdlib, the floor): {t_json:6.2f} s')
+    print(f'load_coco (parse + validate):  {t_reader:6.2f} s  '
+          f'= {t_reader / t_json:.2f}x json.load')
+    print(f'anchor_fit --ann, whole tool:  {t_tool:6.2f} s  '
+          f'= {t_tool / t_json:.2f}x json.load; peak RSS {rss_gb:.2f} GB '
+          '(goal: <= 10 s and <= 1 GB)')
+    print(f'load: {os.getloadavg()[0]:.1f} (1-min load average; 2 cores)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
