@@ -19,6 +19,7 @@ import argparse
 from typing import List, Optional
 
 from mmext.utils import MMExtError, run_cli
+from mmext.utils.cli import output_dir, positive_int
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -27,10 +28,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('base', help='baseline config')
     parser.add_argument('new', help='config with all the changes')
-    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--out-dir', type=output_dir, required=True)
     parser.add_argument('--work-root', default='work_dirs/ablate',
                         help='where the commands put each run')
-    parser.add_argument('--gpus', type=int, default=2,
+    parser.add_argument('--gpus', type=positive_int, default=2,
                         help='processes in the multi-process commands (2)')
     args = parser.parse_args(argv)
     if args.gpus < 1:

@@ -33,6 +33,8 @@ from mmext.analysis.report import format_table, write_csv, write_json
 from mmext.anchors import RATIO_NOTE, OBJECTIVES, fit_anchors, load_fit_inputs
 from mmext.anchors.config_writer import write_anchor_config, write_anchor_snippet
 from mmext.utils import MMExtError, run_cli
+from mmext.utils.cli import (fraction, iou_threshold, nonnegative_int,
+                            output_dir, positive_float, positive_int)
 
 STAT_COLUMNS = ['name', 'count', 'share', 'w_p50', 'h_p50', 'area_p50', 'r_p5',
                 'r_p25', 'r_p50', 'r_p75', 'r_p95', 'below_min', 'above_max']
@@ -50,27 +52,27 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--ann', help='COCO json (instead of a config)')
     parser.add_argument('--voc-dir', help='VOC annotation folder (instead of a config)')
     parser.add_argument('--img-dir', help='VOC image folder')
-    parser.add_argument('--scale', type=int, nargs=2, metavar=('W', 'H'),
+    parser.add_argument('--scale', type=positive_int, nargs=2, metavar=('W', 'H'),
                         help='fixed train scale (keep_ratio); default: the config '
                         'resize, or the original size')
     parser.add_argument('--no-keep-ratio', action='store_true',
                         help='--scale resizes to exactly W x H')
-    parser.add_argument('--strides', type=float, nargs='+', help='anchor strides (px)')
-    parser.add_argument('--ratios', type=float, nargs='+', help='anchor ratios h/w')
-    parser.add_argument('--scales', type=float, nargs='+', help='anchor scales')
-    parser.add_argument('--pos-iou-thr', type=float, help='assigner pos_iou_thr')
-    parser.add_argument('--min-pos-iou', type=float, help='assigner min_pos_iou')
-    parser.add_argument('--pad-divisor', type=int, help='pad_size_divisor (px)')
-    parser.add_argument('--num-ratios', type=int, help='K ratios to recommend '
+    parser.add_argument('--strides', type=positive_float, nargs='+', help='anchor strides (px)')
+    parser.add_argument('--ratios', type=positive_float, nargs='+', help='anchor ratios h/w')
+    parser.add_argument('--scales', type=positive_float, nargs='+', help='anchor scales')
+    parser.add_argument('--pos-iou-thr', type=iou_threshold, help='assigner pos_iou_thr')
+    parser.add_argument('--min-pos-iou', type=fraction, help='assigner min_pos_iou')
+    parser.add_argument('--pad-divisor', type=positive_int, help='pad_size_divisor (px)')
+    parser.add_argument('--num-ratios', type=nonnegative_int, help='K ratios to recommend '
                         '(default: the current number; 0: no search)')
     parser.add_argument('--objective', choices=OBJECTIVES, default='box',
                         help='box-weighted mean, class-balanced mean or worst class')
     parser.add_argument('--search-scales', action='store_true',
                         help='also search the anchor scales (same count)')
-    parser.add_argument('--search-boxes', type=int, default=20000,
+    parser.add_argument('--search-boxes', type=positive_int, default=20000,
                         help='subsample size for the search (20000)')
-    parser.add_argument('--seed', type=int, default=0, help='subsample seed')
-    parser.add_argument('--out-dir', help='folder for JSON, CSV, PNG and the config')
+    parser.add_argument('--seed', type=nonnegative_int, default=0, help='subsample seed')
+    parser.add_argument('--out-dir', type=output_dir, help='folder for JSON, CSV, PNG and the config')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
     check_numbers(args)

@@ -18,6 +18,7 @@ from typing import List, Optional
 from mmext.analysis.config_check import check_config, has_errors
 from mmext.analysis.report import format_table, write_json
 from mmext.utils import run_cli
+from mmext.utils.cli import output_file
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -25,7 +26,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='mmdet config file')
-    parser.add_argument('--json', metavar='PATH',
+    parser.add_argument('--json', type=output_file, metavar='PATH',
                         help='also write the findings to this JSON file')
     return parser.parse_args(argv)
 

@@ -23,6 +23,7 @@ from mmengine.config import DictAction
 from mmext.analysis.dataset_check_report import format_report, run_dataset_checks
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
+from mmext.utils.cli import fraction, nonnegative_int, output_dir, positive_int
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -30,15 +31,15 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='mmdet config file')
     parser.add_argument('--data-root', help='dataset folder for every dataset of the config')
-    parser.add_argument('--out-dir', default='work_dirs/check_dataset',
+    parser.add_argument('--out-dir', type=output_dir, default='work_dirs/check_dataset',
                         help='output folder (default: %(default)s)')
-    parser.add_argument('--num-samples', type=int, default=100,
+    parser.add_argument('--num-samples', type=positive_int, default=100,
                         help='images per dataset run through the pipeline (default: %(default)s)')
-    parser.add_argument('--num-drawn', type=int, default=3,
+    parser.add_argument('--num-drawn', type=nonnegative_int, default=3,
                         help='samples per dataset drawn in pipeline_samples.png')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=nonnegative_int, default=0)
     parser.add_argument('--predictions', help='predictions .pkl of tools/test.py --out')
-    parser.add_argument('--score-thr', type=float, default=0.3,
+    parser.add_argument('--score-thr', type=fraction, default=0.3,
                         help='score threshold of the prediction checks (default: %(default)s)')
     parser.add_argument('--skip-pipeline', action='store_true',
                         help='check annotations (and predictions) only')

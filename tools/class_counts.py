@@ -10,13 +10,13 @@ Example:
         --beta 0.99 --background-weight 1.0 --json work_dirs/demo/class_counts/cb.json
 """
 import argparse
-from collections import Counter
 from typing import List, Optional
 
 from mmext.analysis.report import format_table, write_json
 from mmext.losses import class_balanced_weights
-from mmext.data import load_any_boxes
+from mmext.data import describe_skipped, load_any_boxes
 from mmext.utils import run_cli
+from mmext.utils.cli import finite_float, output_file
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -26,19 +26,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('source', help='COCO .json, VOC annotation folder, or mmdet '
                         'config (its labeled train set)')
     parser.add_argument('--img-dir', help='VOC image folder')
-    parser.add_argument('--beta', type=float, default=0.999,
+    parser.add_argument('--beta', type=finite_float, default=0.999,
                         help='class-balancing beta in [0, 1) (0.999)')
-    parser.add_argument('--background-weight', type=float,
+    parser.add_argument('--background-weight', type=finite_float,
                         help='append this background weight (R-CNN softmax heads)')
-    parser.add_argument('--json', metavar='PATH', help='also write the table as JSON')
+    parser.add_argument('--json', type=output_file, metavar='PATH', help='also write the table as JSON')
     return parser.parse_args(argv)
-
-
-def summarise_skipped(skipped) -> List[str]:
-    """One line per reason: how many records were repaired or skipped."""
-    counts = Counter((s.kept, s.reason) for s in skipped)
-    return [f'{"repaired" if kept else "skipped"} {n} annotation records: {reason}'
-            for (kept, reason), n in sorted(counts.items())]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -52,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.background_weight is not None:
         rows.append(dict(cls='(background)', n_c=None, weight=weights[-1]))
     print(format_table(rows, ['cls', 'n_c', 'weight'], ['class', 'n_c', 'weight']))
-    for record in summarise_skipped(table.skipped):
+    for record in describe_skipped(table.skipped):
         print(record)
     print('class_weight=[' + ', '.join(f'{w:.3f}' for w in weights) + ']')
     if args.json:

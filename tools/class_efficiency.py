@@ -35,6 +35,7 @@ from mmext.analysis.report import (format_markdown, format_table,
 from mmext.data import load_boxes, load_boxes_from_config
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config, set_data_root
+from mmext.utils.cli import finite_float, output_dir
 
 COLUMNS = ['source', 'class', 'boxes', 'share', 'ap', 'efficiency', 'status']
 HEADERS = ['model', 'class', 'boxes', 'share', 'AP', 'efficiency', 'status']
@@ -53,12 +54,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--ann', help='training annotations (COCO json or '
                         'VOC folder) instead of the config')
     parser.add_argument('--data-root', help="replaces the config's data root")
-    parser.add_argument('--thresholds', type=float, nargs=3,
+    parser.add_argument('--thresholds', type=finite_float, nargs=3,
                         default=list(DEFAULT_STATUS_THRESHOLDS),
                         metavar=('CRITICAL', 'WEAK', 'OK'),
                         help='efficiency limits between critical/weak/ok/'
                         'strong (0.25 0.75 1.25)')
-    parser.add_argument('--out-dir', help='folder for Markdown, CSV, JSON, PNG')
+    parser.add_argument('--out-dir', type=output_dir, help='folder for Markdown, CSV, JSON, PNG')
     return parser.parse_args(argv)
 
 

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional
 
 from mmext.analysis.report import format_table, write_csv, write_json
 from mmext.utils import MMExtError, run_cli
+from mmext.utils.cli import nonnegative_int, output_dir, positive_int
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -49,16 +50,16 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         'of its work_dirs')
     parser.add_argument('--gt', help='validation COCO json (with '
                         '--predictions)')
-    parser.add_argument('--resamples', type=int, default=1000,
+    parser.add_argument('--resamples', type=positive_int, default=1000,
                         help='bootstrap resamples (1000)')
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=nonnegative_int, default=0,
                         help='seed of the bootstrap (0)')
-    parser.add_argument('--window', type=int, default=5,
+    parser.add_argument('--window', type=positive_int, default=5,
                         help='pseudo-label records averaged (last 5)')
     parser.add_argument('--expect', nargs='+', default=[],
                         help="criteria, e.g. 'Chipped:ap>=0.08' "
                         "'kept_ratio_cls:up'")
-    parser.add_argument('--out-dir', default='work_dirs/compare_runs')
+    parser.add_argument('--out-dir', type=output_dir, default='work_dirs/compare_runs')
     args = parser.parse_args(argv)
     if args.resamples < 10:
         raise MMExtError(f'--resamples must be >= 10, got {args.resamples}')

@@ -34,6 +34,7 @@ if 'mmext' not in sys.modules:
 from mmext.analysis.config_diff import GROUPS, SEVERITIES, diff_configs
 from mmext.analysis.report import format_table, write_json
 from mmext.utils import run_cli
+from mmext.utils.cli import output_file
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -44,7 +45,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('b', help='changed config')
     parser.add_argument('--json', action='store_true',
                         help='print JSON instead of tables')
-    parser.add_argument('--out', help='also write the JSON to this file')
+    parser.add_argument('--out', type=output_file, help='also write the JSON to this file')
     parser.add_argument('--fail-on', choices=SEVERITIES,
                         help='exit 1 when a rule of this severity or higher '
                         'fires')

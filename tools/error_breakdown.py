@@ -29,7 +29,9 @@ from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
                                          load_gt_and_detections)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
+from mmext.data import describe_skipped
 from mmext.utils import run_cli
+from mmext.utils.cli import output_dir
 
 SHORT = dict(classification='cls', localization='loc', both='both',
              duplicate='dupe', background='bkg', missed='miss')
@@ -40,7 +42,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prediction_args(parser)
-    parser.add_argument('--out-dir', help='folder for CSV, JSON and the plot')
+    parser.add_argument('--out-dir', type=output_dir, help='folder for CSV, JSON and the plot')
     add_backend_arg(parser)
     parser.add_argument(
         '--dap-mode', choices=DAP_MODES, default='tide',
@@ -76,6 +78,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                              backend=args.backend)
     rows = result.rows()
     skipped = dets.skip_counts()
+    for line in describe_skipped(gt.skipped, 'ground-truth records'):
+        print(line)
     _print_report(rows, skipped, args.dap_mode)
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
@@ -83,7 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         write_csv(rows, out + '.csv')
         write_json(dict(fg_iou=0.5, bg_iou=0.1, dap_mode=args.dap_mode,
                         ref_map50=result.ref_map50, rows=rows,
-                        skipped_detections=skipped), out + '.json')
+                        skipped_detections=skipped,
+                        skipped_ground_truth=gt.skip_counts()), out + '.json')
         from mmext.viz.analysis_plots import plot_error_breakdown
         plot_error_breakdown(rows[:-1], ERROR_TYPES, out + '.png')
         print(f'written: {out}.csv, .json, .png')

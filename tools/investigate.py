@@ -28,6 +28,7 @@ from typing import List, Optional
 from mmext.analysis.investigation import (DEFAULT_DEPLOY_THR, Context,
                                           investigate)
 from mmext.utils import MMExtError, run_cli
+from mmext.utils.cli import fraction, output_dir
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -43,13 +44,13 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--gt', help='ground-truth COCO json of the '
                         "predictions (default: the config's val set)")
     parser.add_argument('--data-root', help="replaces the config's data root")
-    parser.add_argument('--deploy-thr', type=float, default=DEFAULT_DEPLOY_THR,
+    parser.add_argument('--deploy-thr', type=fraction, default=DEFAULT_DEPLOY_THR,
                         help='score threshold the detector is deployed at '
                         f'({DEFAULT_DEPLOY_THR}, mmdet DetInferencer default)')
     parser.add_argument('--no-anchor-search', action='store_true',
                         help="do not run anchor_fit's search for the anchor "
                         'action (it reads the labeled train boxes)')
-    parser.add_argument('--out-dir', help='default WORK_DIR/investigation')
+    parser.add_argument('--out-dir', type=output_dir, help='default WORK_DIR/investigation')
     args = parser.parse_args(argv)
     if not 0 <= args.deploy_thr <= 1:
         raise MMExtError(f'--deploy-thr must be in [0, 1], got '

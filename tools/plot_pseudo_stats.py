@@ -37,6 +37,7 @@ from mmext.hooks.pseudo_label_record import (THRESHOLD_COLUMNS,
                                              window_arrays)
 from mmext.utils import MMExtError, run_cli
 from mmext.viz.pseudo_plots import format_threshold
+from mmext.utils.cli import fraction, output_dir, output_file, positive_int
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -44,14 +45,14 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dir', help='training work_dir (or the .jsonl)')
-    parser.add_argument('--window', type=int, default=5,
+    parser.add_argument('--window', type=positive_int, default=5,
                         help='summarise the last this many records (5)')
-    parser.add_argument('--target-precision', type=float, default=0.7,
+    parser.add_argument('--target-precision', type=fraction, default=0.7,
                         help='precision the threshold must reach (0.7)')
-    parser.add_argument('--target-kept-ratio', type=float, default=0.3,
+    parser.add_argument('--target-kept-ratio', type=fraction, default=0.3,
                         help='fraction of raw teacher boxes to keep (0.3)')
-    parser.add_argument('--out-dir', help='default WORK_DIR/plot_pseudo_stats')
-    parser.add_argument('--write-config', metavar='OUT.py',
+    parser.add_argument('--out-dir', type=output_dir, help='default WORK_DIR/plot_pseudo_stats')
+    parser.add_argument('--write-config', type=output_file, metavar='OUT.py',
                         help='write a per-class-threshold config here')
     parser.add_argument('--config', help="the run's config for "
                         '--write-config (default: the *.py in WORK_DIR)')

@@ -20,16 +20,17 @@ from typing import List, Optional
 from mmext.analysis.report import format_table, write_csv, write_json
 from mmext.analysis.run_report import load_run, stability_table, write_report
 from mmext.utils import run_cli
+from mmext.utils.cli import output_file, positive_float, positive_int
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dir', help='work_dir of a training run')
-    parser.add_argument('--out', help='HTML file (default WORK_DIR/report/report.html)')
-    parser.add_argument('--band-window', type=int, default=10,
+    parser.add_argument('--out', type=output_file, help='HTML file (default WORK_DIR/report/report.html)')
+    parser.add_argument('--band-window', type=positive_int, default=10,
                         help='logged points per rolling band of the loss plot')
-    parser.add_argument('--cv-thr', type=float, default=None,
+    parser.add_argument('--cv-thr', type=positive_float, default=None,
                         help='a target coefficient of variation to draw on the '
                         'raw-CV plot (none by default)')
     return parser.parse_args(argv)

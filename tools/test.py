@@ -17,6 +17,7 @@ from mmengine.config import DictAction
 from mmext.engine import build_runner, close_process_group, prepare_config
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
+from mmext.utils.cli import output_dir, output_file
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -24,9 +25,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='mmdet config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='output folder')
+    parser.add_argument('--work-dir', type=output_dir, help='output folder')
     parser.add_argument('--data-root', help='dataset folder for every dataset of the config')
-    parser.add_argument('--out', help='dump predictions to this .pkl (mmdet format)')
+    parser.add_argument('--out', type=output_file, help='dump predictions to this .pkl (mmdet format)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     return parser.parse_args(argv)

@@ -30,7 +30,9 @@ from mmext.analysis.report import (format_table, skip_summary, write_csv,
 from mmext.analysis.threshold_sweep import (default_thresholds, images_lost,
                                             sweep_rows, sweep_summary,
                                             sweep_thresholds)
+from mmext.data import describe_skipped
 from mmext.utils import MMExtError, run_cli
+from mmext.utils.cli import fraction, iou_threshold, output_dir, positive_float
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -38,14 +40,14 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prediction_args(parser)
-    parser.add_argument('--iou-thr', type=float, default=0.5,
+    parser.add_argument('--iou-thr', type=iou_threshold, default=0.5,
                         help='IoU for a match, one of 0.50:0.05:0.95 (0.5)')
-    parser.add_argument('--step', type=float, default=0.05,
+    parser.add_argument('--step', type=positive_float, default=0.05,
                         help='threshold grid step (0.05)')
-    parser.add_argument('--compare', type=float, nargs=2,
+    parser.add_argument('--compare', type=fraction, nargs=2,
                         metavar=('LOW', 'HIGH'),
                         help='list images detected at LOW but lost at HIGH')
-    parser.add_argument('--out-dir', help='folder for CSV, JSON and plots')
+    parser.add_argument('--out-dir', type=output_dir, help='folder for CSV, JSON and plots')
     parser.add_argument('--no-plots', action='store_true')
     add_backend_arg(parser)
     return parser.parse_args(argv)
@@ -91,7 +93,7 @@ def _print_report(result, lost, args, skipped) -> None:
 
 
 def _write_outputs(result, lost, out_dir: str, plots: bool,
-                   skipped) -> None:
+                   skipped, gt_skipped) -> None:
     os.makedirs(out_dir, exist_ok=True)
     write_csv(sweep_rows(result), os.path.join(out_dir, 'sweep.csv'))
     write_csv(lost, os.path.join(out_dir, 'lost_images.csv'), [
@@ -101,7 +103,8 @@ def _write_outputs(result, lost, out_dir: str, plots: bool,
     write_json(
         dict(iou_thr=result.iou_thr, map=result.map, map50=result.map50,
              summary=sweep_summary(result), sweep=sweep_rows(result),
-             lost_images=lost, skipped_detections=skipped),
+             lost_images=lost, skipped_detections=skipped,
+             skipped_ground_truth=gt_skipped),
         os.path.join(out_dir, 'sweep.json'))
     if plots:
         from mmext.viz.analysis_plots import (plot_f1_vs_threshold,
@@ -116,16 +119,19 @@ def _write_outputs(result, lost, out_dir: str, plots: bool,
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     gt, dets = load_gt_and_detections(args)
-    try:
-        result = sweep_thresholds(gt, dets, _grid(args), iou_thr=args.iou_thr,
-                                  backend=args.backend)
-    except ValueError as exc:
-        raise MMExtError(f'--iou-thr: {exc}') from None
+    if not np.isclose(np.linspace(0.5, 0.95, 10), args.iou_thr).any():
+        raise MMExtError(f'--iou-thr {args.iou_thr}: COCOeval matches at '
+                         '0.50:0.05:0.95 only')
+    result = sweep_thresholds(gt, dets, _grid(args), iou_thr=args.iou_thr,
+                              backend=args.backend)
     lost = images_lost(result, gt, *args.compare) if args.compare else []
     skipped = dets.skip_counts()
+    for line in describe_skipped(gt.skipped, 'ground-truth records'):
+        print(line)
     _print_report(result, lost, args, skipped)
     if args.out_dir:
-        _write_outputs(result, lost, args.out_dir, not args.no_plots, skipped)
+        _write_outputs(result, lost, args.out_dir, not args.no_plots, skipped,
+                       gt.skip_counts())
     return 0
 
 

@@ -13,17 +13,18 @@ from typing import List, Optional
 from mmengine.config import DictAction
 
 from mmext.engine import build_runner, close_process_group, prepare_config
-from mmext.utils import MMExtError, run_cli
+from mmext.utils import run_cli
 from mmext.utils.config import load_config
+from mmext.utils.cli import output_dir, positive_int
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='mmdet config file')
-    parser.add_argument('--work-dir', help='output folder (default work_dirs/<config>)')
+    parser.add_argument('--work-dir', type=output_dir, help='output folder (default work_dirs/<config>)')
     parser.add_argument('--data-root', help='dataset folder for every dataset of the config')
-    parser.add_argument('--max-iters', type=int, help='rescale the iteration schedule')
+    parser.add_argument('--max-iters', type=positive_int, help='rescale the iteration schedule')
     parser.add_argument('--resume', nargs='?', const='auto',
                         help='resume from CHECKPOINT, or the latest in work_dir')
     parser.add_argument('--load-from', help='initialise weights from a checkpoint')
@@ -32,9 +33,6 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    if args.max_iters is not None and args.max_iters < 1:
-        # 0 used to be ignored (the config's 800 ran), -5 a traceback
-        raise MMExtError(f'--max-iters must be >= 1, got {args.max_iters}')
     return args
 
 

@@ -1,12 +1,14 @@
 """Readers: COCO json, VOC folder, mmdet config -> one :class:`BoxTable`."""
-from .box_table import BoxTable, SkippedRecord, build_box_table, check_box
+from .box_table import (BoxTable, SkippedRecord, build_box_table, check_box,
+                        describe_skipped)
 from .coco import load_coco
 from .reader import (class_counts, load_any_boxes, load_boxes,
                      load_boxes_from_config)
 from .voc import load_voc
 
 __all__ = [
-    'BoxTable', 'SkippedRecord', 'build_box_table', 'check_box', 'load_coco',
+    'BoxTable', 'SkippedRecord', 'build_box_table', 'check_box',
+    'describe_skipped', 'load_coco',
     'load_voc', 'load_boxes', 'load_boxes_from_config', 'load_any_boxes',
     'class_counts', 'VOCFolderDataset'
 ]

@@ -167,6 +167,19 @@ class BoxTable:
         return dict(images=images, annotations=anns, categories=cats)
 
 
+def describe_skipped(skipped: Sequence[SkippedRecord],
+                     what: str = 'annotation records') -> List[str]:
+    """One line per reason: how many records were repaired or skipped.
+
+    Args:
+        skipped: A reader's :class:`SkippedRecord` list.
+        what: What a record is, for the message.
+    """
+    counts = Counter((s.kept, s.reason) for s in skipped)
+    return [f'{"repaired" if kept else "skipped"} {n} {what}: {reason}'
+            for (kept, reason), n in sorted(counts.items())]
+
+
 def build_box_table(class_names: Sequence[str], images: List[dict],
                     boxes: List[tuple], source: str,
                     skipped: List[SkippedRecord]) -> BoxTable:

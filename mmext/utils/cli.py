@@ -1,5 +1,9 @@
 """Shared plumbing for the thin CLIs in ``tools/``."""
+import argparse
+import contextlib
 import json
+import math
+import os
 import sys
 from typing import Callable, List, Optional
 
@@ -12,11 +16,36 @@ except ImportError:  # pragma: no cover - a listed requirement
 
 #: Exit code of a CLI whose input was bad (missing file, malformed JSON, ...).
 EXIT_BAD_INPUT = 2
+#: Exit code of a CLI that crashed on a bug of its own (never 1: checkers
+#: use 1 for "found problems").
+EXIT_INTERNAL = 3
+
+
+@contextlib.contextmanager
+def _one_line_argparse_errors():
+    """argparse prints its usage block on a bad option; make it one line.
+
+    Every tool builds its own ``ArgumentParser``, so the error method is
+    replaced on the class for the duration of ``main`` only.
+    """
+    original = argparse.ArgumentParser.error
+
+    def error(parser, message):
+        raise MMExtError(f'{message} (see {parser.prog} --help)')
+
+    argparse.ArgumentParser.error = error
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original
 
 
 def run_cli(main: Callable[[Optional[List[str]]], int],
             argv: Optional[List[str]] = None) -> None:
-    """Run ``main(argv)`` and turn bad input into one line and exit code 2.
+    """Run ``main(argv)``; bad input ends in one line and exit code 2.
+
+    A crash that is not about the input ends in one line too, exit code 3
+    (``MMEXT_DEBUG=1`` shows the traceback).
 
     Args:
         main: The tool's main function; returns the process exit code.
@@ -24,7 +53,10 @@ def run_cli(main: Callable[[Optional[List[str]]], int],
     """
     prog = sys.argv[0].rsplit('/', 1)[-1]
     try:
-        code = main(argv)
+        with _one_line_argparse_errors():
+            code = main(argv)
+    except SystemExit as exc:  # --help, or a tool's own sys.exit
+        code = exc.code if isinstance(exc.code, int) else 0
     except MMExtError as exc:
         print(f'{prog}: error: {exc}', file=sys.stderr)
         code = EXIT_BAD_INPUT
@@ -42,7 +74,101 @@ def run_cli(main: Callable[[Optional[List[str]]], int],
     except KeyboardInterrupt:
         print(f'{prog}: interrupted', file=sys.stderr)
         code = 130
+    except OSError as exc:  # permission denied, a file where a folder is ...
+        name = exc.filename or ''
+        print(f'{prog}: error: {name}: {exc.strerror or exc}', file=sys.stderr)
+        code = EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if os.environ.get('MMEXT_DEBUG'):
+            raise
+        print(f'{prog}: internal error: {type(exc).__name__}: {exc} '
+              '(a bug in mmext; MMEXT_DEBUG=1 shows the traceback)',
+              file=sys.stderr)
+        code = EXIT_INTERNAL
     sys.exit(code)
+
+
+def _number(kind: type, text: str, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not {what}') from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'{text!r} is not {what}')
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _number(int, text, 'an integer >= 1')
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer >= 1')
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _number(int, text, 'an integer >= 0')
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer >= 0')
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _number(float, text, 'a finite number > 0')
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number > 0')
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (NaN and inf refused)."""
+    return _number(float, text, 'a finite number')
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (scores, shares)."""
+    value = _number(float, text, 'a number in [0, 1]')
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not in [0, 1]')
+    return value
+
+
+def iou_threshold(text: str) -> float:
+    """argparse type: an IoU threshold in (0, 1]."""
+    value = _number(float, text, 'a number in (0, 1]')
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not in (0, 1]')
+    return value
+
+
+def output_dir(text: str) -> str:
+    """argparse type: a folder that exists or is created now, before any
+    long work (a regular file in the way is refused)."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f'{text}: exists and is not a folder')
+    try:
+        os.makedirs(text, exist_ok=True)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f'{text}: cannot create the folder ({exc.strerror})') from None
+    if not os.access(text, os.W_OK):
+        raise argparse.ArgumentTypeError(f'{text}: folder is not writable')
+    return text
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file path whose folder exists or is created now
+    (an existing folder at the path itself is refused)."""
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f'{text}: is a folder, expected a '
+                                         'file path')
+    parent = os.path.dirname(text)
+    if parent:
+        output_dir(parent)
+    return text
 
 
 def load_json(path: str) -> object:

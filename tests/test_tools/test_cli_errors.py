@@ -21,16 +21,16 @@ def _run(*args):
     (['tools/demo_summary.py', 'no_such_dir'], 'no_such_dir: no such work_dir'),
     (['tools/make_demo_dataset.py', '--out', '/tmp/x', '--image-size', '8'], '--image-size'),
     (['tools/train.py', 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py',
-      '--max-iters', '0'], '--max-iters must be >= 1, got 0'),
+      '--max-iters', '0'], "--max-iters: '0' is not an integer >= 1"),
     (['tools/train.py', 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py',
-      '--max-iters', '-5'], '--max-iters must be >= 1, got -5'),
+      '--max-iters', '-5'], "--max-iters: '-5' is not an integer >= 1"),
     (['tools/check_dataset.py', 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py',
-      '--num-samples', '-5'], '--num-samples must be >= 0, got -5'),
-    (['tools/anchor_fit.py', '--ann', 'x.json', '--search-boxes', '0'], '--search-boxes must be >= 1'),
-    (['tools/anchor_fit.py', '--ann', 'x.json', '--scale', '0', '0'], '--scale must be finite and > 0'),
-    (['tools/anchor_fit.py', '--ann', 'x.json', '--scales', 'nan'], '--scales must be finite and > 0'),
-    (['tools/anchor_fit.py', '--ann', 'x.json', '--ratios', '-1', '1'], '--ratios must be finite and > 0'),
-    (['tools/anchor_fit.py', '--ann', 'x.json', '--pos-iou-thr', '2'], '--pos-iou-thr must be in (0, 1]'),
+      '--num-samples', '-5'], "--num-samples: '-5' is not an integer >= 1"),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--search-boxes', '0'], "--search-boxes: '0' is not an integer >= 1"),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--scale', '0', '0'], "--scale: '0' is not an integer >= 1"),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--scales', 'nan'], "--scales: 'nan' is not a finite number > 0"),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--ratios', '-1', '1'], "--ratios: '-1' is not a number > 0"),
+    (['tools/anchor_fit.py', '--ann', 'x.json', '--pos-iou-thr', '2'], "--pos-iou-thr: '2' is not in (0, 1]"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     proc = _run(*args)
@@ -51,6 +51,8 @@ def test_broken_config_names_the_file(tmp_path):
 def test_unknown_option_exits_2():
     proc = _run('tools/make_demo_dataset.py', '--out', '/tmp/x', '--no-such-flag')
     assert proc.returncode == 2 and 'unrecognized arguments' in proc.stderr
+    # one line, not argparse's usage block
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_help_shows_an_example():
