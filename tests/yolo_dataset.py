@@ -132,7 +132,7 @@ def make_yolo_dataset(tmp_path) -> dict:
     with open(os.path.join(root, 'labels/train/t1.txt'), 'w') as f:
         f.write('0 0.5 0.5 0.5 0.5\n0 0.25 0.25 0.2 0.2\n')
     with open(os.path.join(root, 'labels/train/t2.txt'), 'w') as f:
-        f.write('1 0.5 0.5 0.5 0.25\n')
+        f.write('1 0.5 0.5 0.5 0.25\n2 0.2 0.8 0.2 0.2\n')
     with open(os.path.join(root, 'train.txt'), 'w') as f:
         f.write('./images/train/t1.jpg\nimages/train/t2.jpg\n'
                 './images/train/gone.jpg\n')

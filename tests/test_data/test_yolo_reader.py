@@ -122,11 +122,11 @@ def test_train_split_from_a_txt_list_is_the_default(yolo):
     t = load_boxes(yolo['yaml'])
     assert t.source.endswith(':train')
     assert t.file_names == ['images/train/t1.jpg', 'images/train/t2.jpg']
-    assert t.class_counts() == {'rust': 2, 'chip': 1, 'scratch': 0}
+    assert t.class_counts() == {'rust': 2, 'chip': 1, 'scratch': 1}
     assert t.skip_counts() == {'image missing': 1}
     np.testing.assert_allclose(sorted(t.bboxes().tolist()),
-                               [[6, 6, 14, 14], [10, 10, 30, 30],
-                                [10, 15, 30, 25]])
+                               [[4, 28, 12, 36], [6, 6, 14, 14],
+                                [10, 10, 30, 30], [10, 15, 30, 25]])
 
 
 def test_class_names_restrict_and_reorder(yolo):
