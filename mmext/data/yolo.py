@@ -35,7 +35,9 @@ tolerance of 0.01, a box entirely outside the image, and an exact repeat of
 an earlier line of the same file (Ultralytics drops those). A box sticking
 out of the image is clipped and counted as repaired. A segment line (class
 and three or more x y points) is read as the box around its points, as
-Ultralytics' ``segments2boxes`` does, and counted as repaired. A missing or
+Ultralytics' ``segments2boxes`` does, and counted as repaired; in a pose
+dataset (``kpt_shape`` in the yaml) the keypoints after the box are dropped,
+as Ultralytics does for a detection task. A missing or
 unreadable image is skipped, with its labels, and counted.
 
 Image ids are Ultralytics' ``predictions.json`` ids: ``int(stem)`` for an
@@ -74,11 +76,14 @@ class YoloData:
         root: Dataset root folder (absolute).
         names: Class names, index = YOLO class index.
         splits: ``{split: [absolute folder or .txt list, ...]}``.
+        kpt_values: Keypoint values per line of a pose dataset
+            (``kpt_shape`` [n, dim]: n * dim; 0 otherwise).
     """
     path: str
     root: str
     names: Tuple[str, ...]
     splits: Dict[str, List[str]] = field(default_factory=dict)
+    kpt_values: int = 0
 
 
 def parse_yolo_source(source: str) -> Optional[Tuple[str, Optional[str]]]:
@@ -194,7 +199,13 @@ def read_data_yaml(path: str) -> YoloData:
     root = _root(data, path)
     splits = {k: _split_entries(data, k, root, path) for k in SPLITS
               if data.get(k)}
-    return YoloData(path=path, root=root, names=names, splits=splits)
+    kpt = data.get('kpt_shape')
+    if kpt is not None and not (
+            isinstance(kpt, list) and len(kpt) == 2
+            and all(isinstance(v, int) and v > 0 for v in kpt)):
+        _fail(path, f"'kpt_shape' must be [keypoints, dims], got {kpt!r}")
+    return YoloData(path=path, root=root, names=names, splits=splits,
+                    kpt_values=kpt[0] * kpt[1] if kpt else 0)
 
 
 def _is_image(name: str) -> bool:
@@ -280,8 +291,12 @@ def image_key(img_path: str):
     return stem
 
 
-def _parse_line(values: List[str]) -> Tuple[str, Optional[tuple], bool]:
-    """``(problem, (cls, cx, cy, w, h), segment)`` of one label line."""
+def _parse_line(values: List[str],
+                kpt_values: int = 0) -> Tuple[str, Optional[tuple], bool]:
+    """``(problem, (cls, cx, cy, w, h), segment)`` of one label line (a pose
+    line, ``5 + kpt_values`` values, is read as its box)."""
+    if kpt_values and len(values) == 5 + kpt_values:
+        values = values[:5]
     n = len(values)
     segment = n > 6 and (n - 1) % 2 == 0
     if n != 5 and not segment:
@@ -312,7 +327,8 @@ def _parse_line(values: List[str]) -> Tuple[str, Optional[tuple], bool]:
 
 def _read_labels(label_path: str, width: float, height: float,
                  cls_to_label: Dict[int, int], num_names: int,
-                 skipped: List[SkippedRecord]) -> List[tuple]:
+                 skipped: List[SkippedRecord],
+                 kpt_values: int = 0) -> List[tuple]:
     """Boxes ``(label, x1, y1, x2, y2)`` of one label file (none if absent)."""
     if not os.path.isfile(label_path):
         return []
@@ -329,7 +345,7 @@ def _read_labels(label_path: str, width: float, height: float,
         if not values:
             continue
         rec = f'line {lineno}'
-        problem, parsed, segment = _parse_line(values)
+        problem, parsed, segment = _parse_line(values, kpt_values)
         if not problem:
             cls = parsed[0]
             if not 0 <= cls < num_names:
@@ -413,8 +429,7 @@ def load_yolo(path: str, split: str = 'train',
     for img_path, key in zip(files, keys_all):
         size, problem = image_size(img_path)
         if size is None:
-            skipped.append(SkippedRecord(img_path, _rel(img_path, data.root),
-                                         problem))
+            skipped.append(SkippedRecord(img_path, 'image', problem))
             continue
         n = len(keys)
         keys.append(key)
@@ -422,7 +437,8 @@ def load_yolo(path: str, split: str = 'train',
         widths.append(size[0])
         heights.append(size[1])
         for box in _read_labels(img2label_path(img_path), size[0], size[1],
-                                cls_to_label, len(data.names), skipped):
+                                cls_to_label, len(data.names), skipped,
+                                data.kpt_values):
             box_rows.append((n, *box))
     int_keys = all(isinstance(k, int) for k in keys) and \
         len(set(keys)) == len(keys)

@@ -208,3 +208,18 @@ def test_bad_data_yaml_is_one_line_naming_file_and_field(tmp_path, content,
         load_yolo(str(path), 'val')
     msg = str(exc.value)
     assert msg.startswith(str(path)) and field in msg and '\n' not in msg
+
+
+def test_pose_lines_give_their_box(tmp_path):
+    """kpt_shape [2, 3]: class cx cy w h + 2 x (x y visible) = 11 values."""
+    from PIL import Image
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'labels').mkdir()
+    Image.new('RGB', (100, 50)).save(tmp_path / 'images' / 'p.jpg')
+    (tmp_path / 'labels' / 'p.txt').write_text(
+        '0 0.5 0.5 0.2 0.4 0.45 0.4 2 0.55 0.6 1\n')
+    (tmp_path / 'pose.yaml').write_text(
+        'train: images\nval: images\nkpt_shape: [2, 3]\nnames: [person]\n')
+    t = load_yolo(str(tmp_path / 'pose.yaml'))
+    np.testing.assert_allclose(t.bboxes(), [[40, 15, 60, 35]])
+    assert t.skipped == []
