@@ -202,3 +202,15 @@ def test_check_dataset_reads_a_data_yaml(pair, tmp_path, capsys):
     assert report['class_counts'][val] == {'rust': 3, 'chip': 2,
                                            'scratch': 1}
     assert report['predictions']['recall_iou50'] == 1.0
+
+
+def test_bad_data_yaml_is_one_line_exit_2(pair, tmp_path, capsys):
+    from mmext.utils import run_cli
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('train: defects/images/val\nval: defects/images/val\n')
+    with pytest.raises(SystemExit) as exc:
+        run_cli(load_tool('threshold_sweep').main,
+                [pair['ultra'], '--gt', str(bad)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and str(bad) in err and "'names'" in err
