@@ -13,6 +13,8 @@ Examples:
     python tools/anchor_fit.py --voc-dir ../shared/data/neu-det/ANNOTATIONS \\
         --scale 1333 800 --ratios 0.5 1 2 --num-ratios 5 --objective worst \\
         --out-dir work_dirs/neu_anchor_fit
+    python tools/anchor_fit.py --ann datasets/defects/data.yaml --scale 640 640 \\
+        --out-dir work_dirs/yolo_anchor_fit
 Writes OUT_DIR/anchor_fit.json, box_stats.csv, coverage.csv, ratio_hist.png,
 coverage.png and anchors_<objective>_k<K>.py: with a config, a config that
 _base_s it and overrides only the RPN anchor generator; without, an
@@ -49,7 +51,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('config', nargs='?', help='mmdet config (train data, '
                         'resize, rpn_head.anchor_generator, train_cfg.rpn.assigner)')
     parser.add_argument('--data-root', help="replaces the config's data root")
-    parser.add_argument('--ann', help='COCO json (instead of a config)')
+    parser.add_argument('--ann', help='COCO json or YOLO data.yaml (its train split; '
+                        'data.yaml:val for another) instead of a config')
     parser.add_argument('--voc-dir', help='VOC annotation folder (instead of a config)')
     parser.add_argument('--img-dir', help='VOC image folder')
     parser.add_argument('--scale', type=positive_int, nargs=2, metavar=('W', 'H'),

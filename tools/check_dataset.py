@@ -8,10 +8,17 @@ images through the real pipelines, every Soft Teacher branch included (box
 counts, boxes vs the recorded homography, image dtype/range vs the data
 preprocessor, teacher/student views), and optionally predictions sanity.
 
-Example:
+Without a config, --ann checks the annotations of a file alone: a YOLO
+data.yaml (every split it names, or data.yaml:val for one), or a COCO json /
+VOC folder with --img-dir; --predictions are then checked against the YOLO val
+split (or the COCO/VOC source).
+
+Examples:
     python tools/check_dataset.py configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
         --data-root work_dirs/demo/data --out-dir work_dirs/demo/check_dataset \\
         --predictions work_dirs/demo/eval/predictions.pkl
+    python tools/check_dataset.py --ann datasets/defects/data.yaml \\
+        --predictions runs/detect/val/predictions.json --out-dir work_dirs/check_yolo
 Writes OUT_DIR/checks.json, checks.csv, pipeline_samples.png,
 class_distribution.png (and predictions.png). Exit code 1 when a check fails.
 """
@@ -20,7 +27,8 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from mmext.analysis.dataset_check_report import format_report, run_dataset_checks
+from mmext.analysis.dataset_check_report import (format_report, run_dataset_checks,
+                                                 run_source_checks)
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 from mmext.utils.cli import fraction, nonnegative_int, output_dir, positive_int
@@ -29,7 +37,14 @@ from mmext.utils.cli import fraction, nonnegative_int, output_dir, positive_int
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config', help='mmdet config file')
+    parser.add_argument('config', nargs='?', help='mmdet config file')
+    parser.add_argument('--ann', help='instead of a config: YOLO data.yaml[:split], '
+                        'COCO json or VOC folder (annotation checks only)')
+    parser.add_argument('--img-dir', help='with --ann: image folder of a COCO json '
+                        'or VOC folder')
+    parser.add_argument('--yolo-category-base', type=int, choices=(0, 1), default=1,
+                        help="with a YOLO --ann: predictions.json's category_id of "
+                        'class 0 (1 = ultralytics 8.4, default; 0 = 8.0)')
     parser.add_argument('--data-root', help='dataset folder for every dataset of the config')
     parser.add_argument('--out-dir', type=output_dir, default='work_dirs/check_dataset',
                         help='output folder (default: %(default)s)')
@@ -38,7 +53,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--num-drawn', type=nonnegative_int, default=3,
                         help='samples per dataset drawn in pipeline_samples.png')
     parser.add_argument('--seed', type=nonnegative_int, default=0)
-    parser.add_argument('--predictions', help='predictions .pkl of tools/test.py --out')
+    parser.add_argument('--predictions', help='predictions .pkl of tools/test.py '
+                        '--out (with --ann also a COCO results / Ultralytics '
+                        'predictions.json)')
     parser.add_argument('--score-thr', type=fraction, default=0.3,
                         help='score threshold of the prediction checks (default: %(default)s)')
     parser.add_argument('--skip-pipeline', action='store_true',
@@ -57,6 +74,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                              f'{getattr(args, name)}')
     if not 0 <= args.score_thr <= 1:
         raise MMExtError(f'--score-thr must be in [0, 1], got {args.score_thr}')
+    if (args.config is None) == (args.ann is None):
+        raise MMExtError('give a config or --ann (exactly one)')
+    if args.ann:
+        report = run_source_checks(
+            args.ann, args.out_dir, img_dir=args.img_dir,
+            predictions=args.predictions, score_thr=args.score_thr,
+            yolo_category_base=args.yolo_category_base)
+        print(format_report(report, show_pass=args.all))
+        print('wrote: ' + ', '.join(report.files))
+        return 1 if report.failed else 0
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     report = run_dataset_checks(
         cfg, args.out_dir, num_samples=args.num_samples, seed=args.seed,

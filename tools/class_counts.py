@@ -5,9 +5,10 @@ w_c is proportional to (1 - beta) / (1 - beta^n_c), normalised to sum to the
 number of classes; --background-weight appends the background entry that a
 softmax R-CNN head's class_weight needs (num_classes + 1 entries).
 
-Example:
+Examples:
     python tools/class_counts.py work_dirs/demo/data/annotations/train_labeled.json \\
         --beta 0.99 --background-weight 1.0 --json work_dirs/demo/class_counts/cb.json
+    python tools/class_counts.py datasets/defects/data.yaml --beta 0.99
 """
 import argparse
 from typing import List, Optional
@@ -23,8 +24,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('source', help='COCO .json, VOC annotation folder, or mmdet '
-                        'config (its labeled train set)')
+    parser.add_argument('source', help='COCO .json, VOC annotation folder, YOLO '
+                        'data.yaml (its train split; data.yaml:val for another), '
+                        'or mmdet config (its labeled train set)')
     parser.add_argument('--img-dir', help='VOC image folder')
     parser.add_argument('--beta', type=finite_float, default=0.999,
                         help='class-balancing beta in [0, 1) (0.999)')

@@ -25,6 +25,7 @@ unusual enough to be a typo. The checks:
   at or below ``pseudo_label_initial_score_thr`` (no effect); a teacher
   ``score_thr`` above the pseudo thresholds (they have no effect).
 """
+import math
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -261,6 +262,28 @@ def check_num_classes(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFind
     return findings
 
 
+def _numbers(node: dict, field: str, key: str,
+             findings: List[ConfigFinding]) -> List[float]:
+    """``node[field]`` as finite floats; anything else is an error finding
+    (and is left out of the list)."""
+    values = node.get(field)
+    if values is None:
+        return []
+    if not isinstance(values, (list, tuple)):
+        findings.append(ConfigFinding('error', 'anchors', f'{key}.{field}',
+                                      f'{field} must be a list, got {values!r}'))
+        return []
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) \
+                or not math.isfinite(v):
+            findings.append(ConfigFinding('error', 'anchors', f'{key}.{field}',
+                                          f'{field} entry {v!r} is not a number'))
+        else:
+            out.append(float(v))
+    return out
+
+
 def check_anchors(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFinding]:
     """Anchor ratios/scales in range; RoI strides equal to the RPN strides."""
     findings = []
@@ -270,7 +293,10 @@ def check_anchors(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFinding]
         if not isinstance(gen, dict):
             continue
         key = f'{head.key}.anchor_generator'
-        ratios = [float(r) for r in gen.get('ratios') or []]
+        ratios = _numbers(gen, 'ratios', key, findings)
+        if 'ratios' in gen and not gen.get('ratios'):
+            findings.append(ConfigFinding('error', 'anchors', f'{key}.ratios',
+                                          'no ratios: the RPN head gets 0 anchors'))
         for r in ratios:
             if r <= 0:
                 findings.append(ConfigFinding('error', 'anchors', f'{key}.ratios',
@@ -283,13 +309,20 @@ def check_anchors(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFinding]
         if len(set(ratios)) != len(ratios):
             findings.append(ConfigFinding('warning', 'anchors', f'{key}.ratios',
                                           f'repeated ratios {ratios}: duplicate anchors'))
-        for s in gen.get('scales') or []:
-            if float(s) <= 0:
+        for s in _numbers(gen, 'scales', key, findings):
+            if s <= 0:
                 findings.append(ConfigFinding('error', 'anchors', f'{key}.scales',
-                                              f'scale {s} <= 0'))
+                                              f'scale {s:g} <= 0'))
+        strides = [s[0] if isinstance(s, (list, tuple)) and s else s
+                   for s in (gen.get('strides') or [])
+                   if isinstance(gen.get('strides'), (list, tuple))]
+        strides = _numbers(dict(strides=strides), 'strides', key, findings)
+        for s in strides:
+            if s <= 0:
+                findings.append(ConfigFinding('error', 'anchors', f'{key}.strides',
+                                              f'stride {s:g} <= 0'))
         if head.key.endswith('rpn_head'):
-            rpn_strides = [int(s) if not isinstance(s, (list, tuple)) else int(s[0])
-                           for s in gen.get('strides') or []]
+            rpn_strides = [int(s) for s in strides]
     model = cfg.get('model') or {}
     roi = detector_cfg(model).get('roi_head') or {}
     extractor = roi.get('bbox_roi_extractor') if isinstance(roi, dict) else None
@@ -458,6 +491,9 @@ def check_config(config: Union[str, Config]) -> List[ConfigFinding]:
         MMExtError: the config is missing or does not parse.
     """
     cfg = load_config(config)
+    if not isinstance(cfg.get('model'), dict):
+        return [ConfigFinding('error', 'structure', 'model',
+                              'no model dict: nothing to build or check')]
     heads = classification_heads(cfg)
     model_type = str((cfg.get('model') or {}).get('type', ''))
     is_soft_teacher = model_type == 'SoftTeacher' or 'semi_train_cfg' in (cfg.get('model') or {})

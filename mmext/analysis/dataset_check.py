@@ -19,7 +19,9 @@ import numpy as np
 from mmdet.evaluation.functional import bbox_overlaps
 from mmengine.config import Config
 
-from ..data import BoxTable, load_boxes_from_config
+from ..data import BoxTable, load_boxes, load_boxes_from_config
+from ..data.yolo import load_yolo, parse_yolo_source, read_data_yaml
+from ..utils import MMExtError
 from ..utils.config import (dataset_ann_path, dataset_img_dir, is_labeled,
                             iter_leaf_datasets)
 from .check_result import CheckResult, info_check, make_check
@@ -40,6 +42,20 @@ SKIP_REASON_CHECKS = {
     'image without a size': ('image without a size', 'fail'),
     'filename without extension': ('VOC filename without extension (repaired)', 'warn'),
     'malformed XML': ('malformed annotation file', 'fail'),
+    # YOLO label files (mmext.data.yolo)
+    'wrong number of values': ('malformed box', 'fail'),
+    'non-numeric value': ('malformed box', 'fail'),
+    'normalised coordinate outside [0, 1]': ('malformed box', 'fail'),
+    'class index not an integer': ('label outside the classes', 'fail'),
+    'class index not in names': ('label outside the classes', 'fail'),
+    'duplicate label line': ('duplicate label line (dropped, as Ultralytics does)',
+                             'warn'),
+    'segment read as its box': ('segment label read as its box', 'info'),
+    'duplicate file stem': ('two images of one file stem (image_id ambiguous)',
+                            'warn'),
+    'image missing': ('image missing (skipped by the reader)', 'fail'),
+    'unreadable image': ('image unreadable (skipped by the reader)', 'fail'),
+    'unreadable label file': ('malformed annotation file', 'fail'),
 }
 
 
@@ -253,3 +269,45 @@ def check_annotations(cfg: Config, dup_iou_thr: float = 0.9,
             distribution[src.scope] = table.class_counts()
     return results, distribution
 
+
+
+def check_annotation_source(source: str, img_dir: Optional[str] = None,
+                            dup_iou_thr: float = 0.9, num_threads: int = 4
+                            ) -> Tuple[List[CheckResult], Dict[str, Dict[str, int]]]:
+    """Annotation checks on a file instead of a config's datasets.
+
+    Args:
+        source: A YOLO ``data.yaml`` (every split it names) or
+            ``data.yaml:SPLIT``; a COCO json or a VOC folder with
+            ``img_dir``.
+        img_dir: Image folder of a COCO json or VOC folder (a YOLO yaml
+            gives its own).
+        dup_iou_thr: See :func:`check_table`.
+        num_threads: See :func:`check_table`.
+
+    Returns:
+        ``(results, class_counts)`` as :func:`check_annotations`.
+
+    Raises:
+        MMExtError: the source cannot be read, or a COCO/VOC source has no
+            ``img_dir``.
+    """
+    yolo = parse_yolo_source(source)
+    if yolo is not None:
+        path, split = yolo
+        data = read_data_yaml(path)
+        tables = [(f'{s}:{os.path.basename(path)}', load_yolo(path, s),
+                   data.root) for s in ([split] if split else data.splits)]
+    else:
+        if not img_dir:
+            raise MMExtError(f'{source}: --img-dir is needed to check the '
+                             'images of a COCO json or VOC folder')
+        tables = [(os.path.basename(str(source).rstrip('/')),
+                   load_boxes(source, img_dir=img_dir), img_dir)]
+    results: List[CheckResult] = []
+    distribution: Dict[str, Dict[str, int]] = {}
+    for scope, table, root in tables:
+        results += check_table(table, root, scope, True, dup_iou_thr,
+                               num_threads)
+        distribution[scope] = table.class_counts()
+    return results, distribution

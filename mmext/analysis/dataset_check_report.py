@@ -17,7 +17,7 @@ from ..utils import MMExtError
 from ..viz.dataset_plots import (plot_class_distribution, plot_pipeline_samples,
                                  plot_prediction_sanity)
 from .check_result import CheckResult, status_counts, worst_status
-from .dataset_check import check_annotations
+from .dataset_check import check_annotation_source, check_annotations
 from .pipeline_check import check_pipelines
 from .prediction_check import prediction_checks, prediction_stats, score_histogram
 from .predictions import load_detections
@@ -90,6 +90,44 @@ def run_dataset_checks(cfg: Config,
     return report
 
 
+def run_source_checks(source: str,
+                      out_dir: str,
+                      img_dir: Optional[str] = None,
+                      predictions: Optional[str] = None,
+                      score_thr: float = 0.3,
+                      yolo_category_base: int = 1) -> DatasetCheckReport:
+    """The annotation (and prediction) checks of an annotation file alone.
+
+    Args:
+        source: YOLO ``data.yaml`` (every split) or ``data.yaml:SPLIT``, or a
+            COCO json / VOC folder with ``img_dir``.
+        out_dir: Folder for checks.json, checks.csv and the PNGs.
+        img_dir: Image folder of a COCO json or VOC folder.
+        predictions: Optional predictions (mmdet ``.pkl`` or COCO results /
+            Ultralytics ``predictions.json``), checked against the YOLO val
+            split (or SPLIT), or the COCO/VOC source.
+        score_thr: Score threshold of the prediction checks.
+        yolo_category_base: ``category_id`` of YOLO class 0 in a
+            ``predictions.json`` (1: ultralytics 8.4, 0: 8.0).
+    """
+    from .ground_truth import load_ground_truth
+    os.makedirs(out_dir, exist_ok=True)
+    start = time.perf_counter()
+    results, class_counts = check_annotation_source(source, img_dir)
+    report = DatasetCheckReport(results, class_counts)
+    report.extra['seconds'] = {'annotations': time.perf_counter() - start}
+    if class_counts:
+        report.files.append(plot_class_distribution(
+            class_counts, os.path.join(out_dir, 'class_distribution.png')))
+    if predictions:
+        gt = load_ground_truth(source, split='val')
+        dets = load_detections(predictions, gt, gt_json=source,
+                               yolo_category_base=yolo_category_base)
+        _add_prediction_rows(report, dets, gt, predictions, score_thr, out_dir)
+    _write(report, out_dir)
+    return report
+
+
 def _add_prediction_checks(report: DatasetCheckReport, cfg: Config, path: str,
                            score_thr: float, out_dir: str) -> None:
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader')
@@ -97,7 +135,13 @@ def _add_prediction_checks(report: DatasetCheckReport, cfg: Config, path: str,
         raise MMExtError(f'{cfg.filename}: --predictions needs a test_dataloader '
                          'with the ground truth')
     gt = load_boxes_from_config(cfg, dataset_cfg=loader['dataset'])
-    stats = prediction_stats(load_detections(path, gt), gt, score_thr)
+    _add_prediction_rows(report, load_detections(path, gt), gt, path,
+                         score_thr, out_dir)
+
+
+def _add_prediction_rows(report: DatasetCheckReport, dets, gt, path: str,
+                         score_thr: float, out_dir: str) -> None:
+    stats = prediction_stats(dets, gt, score_thr)
     report.results += prediction_checks(stats, score_thr)
     report.extra['predictions'] = dict(
         file=path, score_thr=score_thr, score_histogram=score_histogram(stats.scores),

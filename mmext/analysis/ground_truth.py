@@ -1,4 +1,5 @@
-"""Ground truth for evaluation tools: a COCO json or a config's val set."""
+"""Ground truth for evaluation tools: a COCO json, a YOLO data.yaml or a
+config's val set."""
 from typing import Optional
 
 from ..data import BoxTable, load_boxes, load_boxes_from_config
@@ -13,18 +14,21 @@ def load_ground_truth(ann: Optional[str] = None,
     """Read the boxes predictions are evaluated against.
 
     Args:
-        ann: A COCO json (or VOC folder). With ``config`` too, the config
-            only gives the class order.
+        ann: A COCO json, VOC folder or YOLO ``data.yaml`` (its ``split``
+            unless written ``data.yaml:SPLIT``). With ``config`` too, the
+            config only gives the class order.
         config: An mmdet config; without ``ann`` its ``<split>_dataloader``
             dataset is read.
         data_root: Replaces the config's data root (``--data-root``).
-        split: ``'val'`` or ``'test'``.
+        split: ``'val'`` or ``'test'``: the config's dataloader, or the
+            YOLO split.
 
     Raises:
         MMExtError: neither source is given, or the config has no such set.
     """
     if ann is None and config is None:
-        raise MMExtError('give the ground truth: a COCO json or --config')
+        raise MMExtError('give the ground truth: a COCO json, a YOLO '
+                         'data.yaml or --config')
     cfg = load_config(config) if config else None
     if cfg is not None and data_root:
         set_data_root(cfg, data_root)
@@ -33,7 +37,7 @@ def load_ground_truth(ann: Optional[str] = None,
         if cfg is not None:
             loader = cfg.get(f'{split}_dataloader') or {}
             classes = metainfo_classes(loader.get('dataset') or {})
-        return load_boxes(ann, class_names=classes)
+        return load_boxes(ann, class_names=classes, split=split)
     loader = cfg.get(f'{split}_dataloader')
     if not loader or 'dataset' not in loader:
         raise MMExtError(f'{config}: no {split}_dataloader.dataset')
@@ -41,18 +45,25 @@ def load_ground_truth(ann: Optional[str] = None,
 
 
 def add_prediction_args(parser) -> None:
-    """The inputs every prediction tool takes: PREDICTIONS, --gt, --config, --data-root.
+    """The inputs every prediction tool takes: PREDICTIONS, --gt, --config,
+    --data-root, --yolo-category-base.
 
     Args:
         parser: An ``argparse.ArgumentParser``.
     """
     parser.add_argument(
         'predictions',
-        help='mmdet tools/test.py --out .pkl or COCO results .json')
-    parser.add_argument('--gt', help='ground-truth COCO json')
+        help='mmdet tools/test.py --out .pkl or COCO results .json '
+        "(Ultralytics' predictions.json is one)")
+    parser.add_argument('--gt', help='ground truth: COCO json, or YOLO '
+                        'data.yaml (its val split; data.yaml:test for another)')
     parser.add_argument('--config', help='mmdet config: its val set is the '
                         'ground truth (without --gt) and gives the class order')
     parser.add_argument('--data-root', help="replaces the config's data root")
+    parser.add_argument(
+        '--yolo-category-base', type=int, choices=(0, 1), default=1,
+        help="with a YOLO --gt: predictions.json's category_id of class 0: "
+        '1 = ultralytics 8.4 (default), 0 = 8.0 releases')
 
 
 def add_backend_arg(parser) -> None:
@@ -78,6 +89,11 @@ def load_gt_and_detections(args):
     gt = load_ground_truth(args.gt, args.config, args.data_root)
     if args.predictions.endswith(('.pkl', '.pickle')) and not args.config:
         # mmdet's labels index the config's metainfo classes, not the json
-        print('note: without --config, pickle labels are read in the order '
-              f'of {args.gt} categories by id: {", ".join(gt.class_names)}')
-    return gt, load_detections(args.predictions, gt, gt_json=args.gt)
+        print('note: without --config, pickle labels are read in the class '
+              f'order of {args.gt}: {", ".join(gt.class_names)}')
+    dets = load_detections(args.predictions, gt, gt_json=args.gt,
+                           yolo_category_base=getattr(
+                               args, 'yolo_category_base', 1))
+    for note in dets.notes:
+        print(f'note: {note}')
+    return gt, dets

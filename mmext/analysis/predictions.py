@@ -1,4 +1,6 @@
-"""Read detector predictions: mmdet's ``--out`` pickle or a COCO results json.
+"""Read detector predictions: mmdet's ``--out`` pickle or a COCO results json
+(Ultralytics' ``predictions.json`` is one: ``image_id`` the file stem,
+``file_name``, ``category_id`` the class index + 1, or + 0 in 8.0 releases).
 
 Both become one :class:`Detections` table aligned with a ground-truth
 :class:`~mmext.data.BoxTable` (same image ids, same 0-based labels). Records
@@ -15,6 +17,8 @@ import numpy as np
 
 from ..data import BoxTable, SkippedRecord
 from ..data.coco_categories import load_coco_category_labels
+from ..data.yolo import (parse_yolo_source, read_data_yaml,
+                         yolo_category_labels)
 from ..utils import MMExtError, load_json
 
 _COLUMNS = ('image_id', 'label', 'score', 'x1', 'y1', 'x2', 'y2')
@@ -29,6 +33,8 @@ class Detections:
         (0-1), x1, y1, x2, y2 (pixels): numpy arrays of equal length.
         source: File the detections came from.
         skipped: Records that were not used, with the reason for each.
+        notes: One-line remarks for the user (a likely category id
+            mismatch), printed by the tools.
     """
     image_id: np.ndarray
     label: np.ndarray
@@ -39,6 +45,7 @@ class Detections:
     y2: np.ndarray
     source: str = ''
     skipped: List[SkippedRecord] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
@@ -46,7 +53,8 @@ class Detections:
     def select(self, mask: np.ndarray) -> 'Detections':
         """Detections where ``mask`` is True (skipped records kept)."""
         cols = {k: getattr(self, k)[mask] for k in _COLUMNS}
-        return Detections(source=self.source, skipped=self.skipped, **cols)
+        return Detections(source=self.source, skipped=self.skipped,
+                          notes=self.notes, **cols)
 
     def skip_counts(self) -> Dict[str, int]:
         """Number of skipped records per reason."""
@@ -137,12 +145,17 @@ def _float(value) -> float:
 
 
 def _rows_from_coco_results(path: str, rows: Dict[str, list],
-                            cat_to_label: Dict[int, int]) -> None:
-    """Fill ``rows`` from a COCO results json (``bbox`` is xywh)."""
+                            cat_to_label: Dict[int, int]) -> list:
+    """Fill ``rows`` from a COCO results json (``bbox`` is xywh).
+
+    Returns:
+        Every record's ``category_id`` as written.
+    """
     data = load_json(path)
     if not isinstance(data, list):
         raise MMExtError(f'{path}: expected a COCO results list '
                          '[{image_id, category_id, bbox, score}, ...]')
+    cats = []
     for n, det in enumerate(data):
         bbox = det.get('bbox') if isinstance(det, dict) else None
         if not (isinstance(bbox, list) and len(bbox) == 4):
@@ -154,6 +167,7 @@ def _rows_from_coco_results(path: str, rows: Dict[str, list],
         rows['file_name'].append(det.get('file_name'))
         # -1 marks a category the ground truth does not know.
         cat = det.get('category_id')
+        cats.append(cat)
         rows['label'].append(
             cat_to_label.get(cat, -1) if isinstance(cat, int) else -1)
         rows['score'].append(_float(det.get('score')))
@@ -161,6 +175,23 @@ def _rows_from_coco_results(path: str, rows: Dict[str, list],
         rows['y1'].append(y)
         rows['x2'].append(x + w)
         rows['y2'].append(y + h)
+    return cats
+
+
+def _yolo_base_note(path: str, cats: list, base: int, num_names: int) -> list:
+    """A note when the ids look written with the other category base: id 0
+    under base 1, or id ``num_names`` under base 0, fits no class."""
+    ids = Counter(c for c in cats
+                  if isinstance(c, int) and not isinstance(c, bool))
+    odd = 0 if base == 1 else num_names
+    if not ids.get(odd):
+        return []
+    looks, other = (('0-based (ultralytics 8.0)', 0) if base == 1 else
+                    ('1-based (ultralytics 8.4)', 1))
+    return [f'{path}: {ids[odd]} detections have category_id {odd}, no '
+            f'class with --yolo-category-base {base} (skipped as unknown '
+            f'category): the file looks {looks}; try --yolo-category-base '
+            f'{other}']
 
 
 def _validate(rows: Dict[str, list], gt: BoxTable,
@@ -201,7 +232,8 @@ def _validate(rows: Dict[str, list], gt: BoxTable,
 
 def load_detections(path: str,
                     gt: BoxTable,
-                    gt_json: Optional[str] = None) -> Detections:
+                    gt_json: Optional[str] = None,
+                    yolo_category_base: int = 1) -> Detections:
     """Read predictions and align them with the ground truth.
 
     Args:
@@ -211,7 +243,12 @@ def load_detections(path: str,
             config's class order)) or a COCO results ``.json``.
         gt: Ground truth; its image ids and class order are the reference.
         gt_json: For a COCO results json, the ground-truth COCO json whose
-            ``category_id`` the results use (default: ``gt.source``).
+            ``category_id`` the results use, or the YOLO ``data.yaml``
+            whose ``names`` they index (default: ``gt.source``).
+        yolo_category_base: With a YOLO ground truth, the ``category_id``
+            of class index 0: 1 (ultralytics 8.4, default) or 0 (8.0). Ids
+            that fit neither class are counted as 'unknown category' and a
+            likely mismatch is named in ``Detections.notes``.
 
     Returns:
         The usable detections; the rest is in ``skipped`` with reasons.
@@ -226,11 +263,24 @@ def load_detections(path: str,
         _rows_from_mmdet_pickle(path, rows)
     elif path.endswith('.json'):
         ref = gt_json or gt.source
-        if not ref or not ref.endswith('.json'):
+        yolo = parse_yolo_source(ref) if ref else None
+        notes = []
+        if yolo is not None:
+            cat_to_label = yolo_category_labels(yolo[0], gt.class_names,
+                                                yolo_category_base)
+            cats = _rows_from_coco_results(path, rows, cat_to_label)
+            notes = _yolo_base_note(path, cats, yolo_category_base,
+                                    len(read_data_yaml(yolo[0]).names))
+        elif ref and ref.endswith('.json'):
+            cat_to_label = load_coco_category_labels(ref, gt.class_names)
+            _rows_from_coco_results(path, rows, cat_to_label)
+        else:
             raise MMExtError(f'{path}: a COCO results json needs the ground '
-                             'truth COCO json for its category ids')
-        cat_to_label = load_coco_category_labels(ref, gt.class_names)
-        _rows_from_coco_results(path, rows, cat_to_label)
+                             'truth COCO json or YOLO data.yaml for its '
+                             'category ids')
+        dets = _validate(rows, gt, path)
+        dets.notes.extend(notes)
+        return dets
     else:
         raise MMExtError(f'{path}: expected mmdet --out .pkl or a COCO '
                          'results .json')

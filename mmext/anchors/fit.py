@@ -83,7 +83,8 @@ def load_fit_inputs(config: Optional[str] = None, data_root: Optional[str] = Non
         config: mmdet config file (train dataset, pipeline resize, RPN
             anchors and assigner, preprocessor padding).
         data_root: Replaces the config's data_root.
-        ann: COCO json or VOC folder, when there is no config.
+        ann: COCO json, VOC folder or YOLO ``data.yaml`` (its train split;
+            ``data.yaml:val`` for another), when there is no config.
         img_dir: VOC image folder.
         scale: Fixed train scale ``(w, h)``; replaces the config's resize.
         keep_ratio: For ``scale``: mmdet's keep_ratio.

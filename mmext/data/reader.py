@@ -1,4 +1,5 @@
-"""One way in for annotations: a COCO json, a VOC folder or an mmdet config."""
+"""One way in for annotations: a COCO json, a VOC folder, a YOLO data.yaml or
+an mmdet config."""
 import os
 from typing import Dict, Optional, Sequence, Union
 
@@ -10,28 +11,37 @@ from ..utils.config import (dataset_ann_path, dataset_img_dir, load_config,
 from .box_table import BoxTable
 from .coco import load_coco
 from .voc import load_voc
+from .yolo import load_yolo, parse_yolo_source
 
 
 def load_boxes(source: str,
                img_dir: Optional[str] = None,
-               class_names: Optional[Sequence[str]] = None) -> BoxTable:
-    """Read boxes from a COCO json file or a VOC annotation folder.
+               class_names: Optional[Sequence[str]] = None,
+               split: str = 'train') -> BoxTable:
+    """Read boxes from a COCO json, a VOC folder or a YOLO data.yaml.
 
     Args:
-        source: ``*.json`` (COCO) or a folder of VOC ``*.xml``.
+        source: ``*.json`` (COCO), a folder of VOC ``*.xml``, or a YOLO
+            ``data.yaml`` / ``data.yaml:SPLIT`` (``*.yaml`` / ``*.yml``).
         img_dir: For VOC, the image folder (completes file names).
         class_names: Restrict to and order by these class names.
+        split: For a YOLO yaml without ``:SPLIT``, the split to read.
 
     Raises:
         MMExtError: the source is missing or of an unknown kind.
     """
+    yolo = parse_yolo_source(source)
+    if yolo is not None:
+        path, named = yolo
+        return load_yolo(path, split=named or split, class_names=class_names)
     if os.path.isdir(source):
         return load_voc(source, img_dir=img_dir, class_names=class_names)
     if not os.path.exists(source):
         raise MMExtError(f'{source}: no such file or folder')
     if source.endswith('.json'):
         return load_coco(source, class_names=class_names)
-    raise MMExtError(f'{source}: expected a COCO .json file or a VOC folder')
+    raise MMExtError(f'{source}: expected a COCO .json file, a VOC folder or '
+                     'a YOLO data.yaml')
 
 
 def load_boxes_from_config(config: Union[str, Config],
@@ -54,11 +64,13 @@ def load_boxes_from_config(config: Union[str, Config],
 
 def load_any_boxes(source: Union[str, Config], img_dir: Optional[str] = None,
                    class_names: Optional[Sequence[str]] = None) -> BoxTable:
-    """Boxes of a COCO json, VOC folder or config's labeled train set.
+    """Boxes of a COCO json, VOC folder, YOLO data.yaml (its train split
+    unless ``data.yaml:SPLIT``) or config's labeled train set.
 
     Args:
-        source: COCO ``.json``, VOC annotation folder, or mmdet config
-            (``.py`` path or Config).
+        source: COCO ``.json``, VOC annotation folder, YOLO ``data.yaml``
+            (or ``data.yaml:val``), or mmdet config (``.py`` path or
+            Config).
         img_dir: VOC image folder, if ``source`` is a VOC folder.
         class_names: Restrict to and order by these classes.
     """

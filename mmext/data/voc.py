@@ -3,6 +3,8 @@ import os
 import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from ..utils import MMExtError
 from .box_table import BoxTable, SkippedRecord, build_box_table, check_box
 
@@ -18,8 +20,8 @@ def _resolve_image(file_name: str, stem: str, img_dir: Optional[str],
     return img_index.get(key, img_index.get(stem, file_name or stem))
 
 
-def _text(node: ET.Element, tag: str) -> Optional[str]:
-    found = node.find(tag)
+def _text(node: Optional[ET.Element], tag: str) -> Optional[str]:
+    found = None if node is None else node.find(tag)
     return None if found is None or found.text is None else found.text.strip()
 
 
@@ -62,6 +64,10 @@ def load_voc(ann_dir: str,
         except ET.ParseError as exc:
             skipped.append(SkippedRecord(path, xml_name, f'malformed XML ({exc})'))
             continue
+        if root.tag != 'annotation':
+            skipped.append(SkippedRecord(
+                path, xml_name, f'root element <{root.tag}>, not <annotation>'))
+            continue
         parsed.append((image_id, xml_name, path, root))
     if class_names is None:
         names = {_text(o, 'name') for _, _, _, r in parsed for o in r.iter('object')}
@@ -79,6 +85,7 @@ def load_voc(ann_dir: str,
         try:
             width = float(_text(size, 'width'))
             height = float(_text(size, 'height'))
+            assert np.isfinite(width) and np.isfinite(height)
             assert width > 0 and height > 0
         except (TypeError, ValueError, AssertionError):
             skipped.append(SkippedRecord(path, xml_name, 'image without a size'))

@@ -41,9 +41,52 @@ def load_config(path: Union[str, Config],
                 f'{path}: cannot load config ({type(exc).__name__}: {msg})') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_config_structure(cfg, getattr(cfg, 'filename', None) or str(path))
     if data_root:
         set_data_root(cfg, data_root)
     return cfg
+
+
+def check_config_structure(cfg: Config, name: str) -> None:
+    """The shapes mmext reads a config through: ``model`` (and a semi
+    detector's ``detector``) and every dataloader, dataset and wrapped
+    dataset a dict, wrapped ``datasets`` a list of dicts.
+
+    Raises:
+        MMExtError: naming the config and the key that has the wrong type.
+    """
+    def need_dict(value, key: str) -> None:
+        if value is not None and not isinstance(value, dict):
+            raise MMExtError(f'{name}: {key} must be a dict, got '
+                             f'{type(value).__name__} {value!r:.60}')
+
+    model = cfg.get('model')
+    need_dict(model, 'model')
+    if isinstance(model, dict):
+        need_dict(model.get('detector'), 'model.detector')
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        need_dict(loader, f'{split}_dataloader')
+        if isinstance(loader, dict):
+            _check_dataset_structure(loader.get('dataset'),
+                                     f'{split}_dataloader.dataset', need_dict,
+                                     name)
+
+
+def _check_dataset_structure(ds, key: str, need_dict, name: str) -> None:
+    need_dict(ds, key)
+    if not isinstance(ds, dict):
+        return
+    inner = ds.get('datasets')
+    if inner is not None:
+        if not isinstance(inner, (list, tuple)):
+            raise MMExtError(f'{name}: {key}.datasets must be a list of '
+                             f'dataset dicts, got {type(inner).__name__}')
+        for i, sub in enumerate(inner):
+            _check_dataset_structure(sub, f'{key}.datasets[{i}]', need_dict,
+                                     name)
+    _check_dataset_structure(ds.get('dataset'), f'{key}.dataset', need_dict,
+                             name)
 
 
 def detector_cfg(model_cfg: dict) -> dict:
