@@ -412,7 +412,7 @@ VOC_DAMAGE = [
 ]
 
 
-@FUZZ
+@settings(FUZZ, max_examples=15)
 @given(damage=st.sets(st.sampled_from(range(len(VOC_DAMAGE))), min_size=1,
                       max_size=3), victim=st.integers(0, 2))
 def test_bad_voc_xml(damage, victim):
@@ -457,11 +457,11 @@ CONFIG_DAMAGE = [
 ]
 
 
-@FUZZ
+@settings(FUZZ, max_examples=12)
 @given(lines=st.lists(st.sampled_from(CONFIG_DAMAGE), min_size=1,
                       max_size=2, unique=True),
        base=st.sampled_from(['faster', 'empty', 'scalar', 'syntax']))
-def test_bad_configs(lines, base):
+def test_bad_configs(tiny_demo_root, lines, base):
     """check_config, config_diff and anchor_fit on broken configs: one line
     naming the config, or a finding (check_config exits 1 for those)."""
     from helpers import ROOT
@@ -481,7 +481,67 @@ def test_bad_configs(lines, base):
             assert code != 0, 'a config without a model passed check_config'
         code, _, err = run_tool('config_diff', [faster, path])
         assert_clean_outcome(code, err, path, ok_codes=(0, 1))
-        code, _, err = run_tool('anchor_fit', [path, '--num-ratios', '0'])
+        code, _, err = run_tool('anchor_fit', [
+            path, '--num-ratios', '0', '--data-root', tiny_demo_root])
         assert_clean_outcome(code, err, path)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def _work_dir_files(work_dir: str) -> list:
+    found = []
+    for root, _, files in os.walk(work_dir):
+        for f in files:
+            if f.endswith(('.json', '.jsonl', '.log', 'last_checkpoint')):
+                found.append(os.path.relpath(os.path.join(root, f), work_dir))
+    return sorted(found)
+
+
+JSONL_DAMAGE = st.sampled_from([b'42\n', b'[1, 2]\n', b'{"step": "x"}\n',
+                                b'\xff\xfe\x00binary\n', b'{"step": NaN}\n',
+                                b'{"truncated": \n'])
+
+
+@settings(FUZZ, max_examples=8)
+@given(data=st.data(), how=FILE_DAMAGE, cut=st.floats(0.05, 0.95),
+       line=JSONL_DAMAGE)
+def test_damaged_work_dirs(demo_eval_run, data, how, cut, line):
+    """Run-reading tools on a real tiny run with one file damaged (or a bad
+    line appended): one line naming the file or the run, or a report with
+    that input left out."""
+    tmp = tempfile.mkdtemp()
+    try:
+        work = os.path.join(tmp, 'run')
+        shutil.copytree(demo_eval_run['work_dir'], work)
+        with open(os.path.join(work, 'pseudo_label_stats.jsonl'), 'w') as f:
+            f.write(json.dumps(dict(step=1, stage='cls', label=0, kept=3,
+                                    raw=5)) + '\n')
+        victim = os.path.join(work, data.draw(st.sampled_from(
+            _work_dir_files(work))))
+        if data.draw(st.booleans()) and how != 'folder':
+            with open(victim, 'ab') as f:
+                f.write(line)
+        else:
+            victim = damage_file(victim, how, cut)
+        cfg = demo_eval_run['config']
+        runs = [
+            ('demo_summary', [work]),
+            ('plot_pseudo_stats', [work, '--out-dir',
+                                   os.path.join(tmp, 'pp')]),
+            ('class_efficiency', ['--work-dir', work, '--config', cfg,
+                                  '--data-root', demo_eval_run['data_root']]),
+            ('report', [work, '--out', os.path.join(tmp, 'r', 'r.html')]),
+            ('compare_runs', [f'a={work}', f'b={work}', '--out-dir',
+                              os.path.join(tmp, 'cmp'), '--resamples', '20']),
+        ]
+        for tool, argv in runs:
+            code, _, err = run_tool(tool, argv)
+            assert 'Traceback' not in err, (tool, err)
+            assert code in (0, 1, 2), (tool, code, err)
+            if code == 2:
+                errors = [ln for ln in err.splitlines() if 'error:' in ln]
+                assert len(errors) == 1, (tool, err)
+                assert (os.path.basename(victim) in errors[0]
+                        or work in errors[0]), (tool, errors[0])
     finally:
         shutil.rmtree(tmp)
