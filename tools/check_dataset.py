@@ -13,7 +13,7 @@ data.yaml (every split it names, or data.yaml:val for one), or a COCO json /
 VOC folder with --img-dir; --predictions are then checked against the YOLO val
 split (or the COCO/VOC source).
 
-Examples:
+Example:
     python tools/check_dataset.py configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
         --data-root work_dirs/demo/data --out-dir work_dirs/demo/check_dataset \\
         --predictions work_dirs/demo/eval/predictions.pkl

@@ -545,3 +545,36 @@ def test_damaged_work_dirs(demo_eval_run, data, how, cut, line):
                         or work in errors[0]), (tool, errors[0])
     finally:
         shutil.rmtree(tmp)
+
+
+def test_string_image_ids_give_the_integer_numbers(tmp_path):
+    """Ultralytics-style string ids (file stems) in the ground truth and the
+    results give exactly the numbers of the same data with integer ids."""
+    gt = clean_coco()
+    results = results_for(gt)
+    name = {im['id']: f'img{im["id"] + 60}' for im in gt['images']}
+    gt_s = copy.deepcopy(gt)
+    for im in gt_s['images']:
+        im['id'] = name[im['id']]
+    for ann in gt_s['annotations']:
+        ann['image_id'] = name[ann['image_id']]
+    res_s = [dict(r, image_id=name[r['image_id']]) for r in results]
+    outs = {}
+    for tag, g, r in (('int', gt, results), ('str', gt_s, res_s)):
+        g_path = _write(str(tmp_path), f'gt_{tag}.json', g)
+        r_path = _write(str(tmp_path), f'res_{tag}.json', r)
+        out = str(tmp_path / tag)
+        code, _, err = run_tool('threshold_sweep', [
+            r_path, '--gt', g_path, '--out-dir', out, '--no-plots'])
+        assert code == 0, err
+        with open(os.path.join(out, 'sweep.json')) as f:
+            outs[tag] = json.load(f)
+        code, stdout, err = run_tool('error_breakdown', [r_path, '--gt',
+                                                         g_path])
+        assert code == 0, err
+        outs[tag + '_eb'] = stdout
+    assert outs['int']['sweep'] == outs['str']['sweep']
+    assert outs['int']['map50'] == outs['str']['map50'] > 0.5
+    assert not outs['str']['skipped_detections']
+    assert outs['int_eb'] == outs['str_eb'].replace('gt_str', 'gt_int') \
+        .replace('res_str', 'res_int')
