@@ -89,3 +89,52 @@ def test_checkpoint_of_another_model_is_an_error_not_map_zero(tmp_path):
     assert 'does not match the model of' in lines[-1] and str(ckpt) in lines[-1]
     assert 'Traceback' not in proc.stderr
     assert not (tmp_path / 'eval' / 'metrics.json').exists()
+
+
+def _exit_of(main, capsys):
+    from mmext.utils import run_cli
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, [])
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_a_crash_is_exit_3_never_1(capsys, monkeypatch):
+    """Exit 1 means "found problems" for the checkers; a bug is 3, one line."""
+    monkeypatch.delenv('MMEXT_DEBUG', raising=False)
+
+    def crash(argv):
+        raise KeyError('boom')
+
+    code, err = _exit_of(crash, capsys)
+    assert code == 3 and len(err.strip().splitlines()) == 1
+    assert 'internal error: KeyError' in err and 'Traceback' not in err
+
+
+def test_os_errors_and_output_paths_are_one_line(tmp_path, capsys):
+    import argparse
+    from mmext.utils.cli import output_dir, output_file
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+
+    def main(argv):
+        parser = argparse.ArgumentParser(prog='tool')
+        parser.add_argument('--out-dir', type=output_dir)
+        parser.add_argument('--out', type=output_file)
+        parser.parse_args(argv)
+        return 0
+
+    for argv, needle in (
+            (['--out-dir', str(blocker)], 'exists and is not a folder'),
+            (['--out-dir', str(blocker / 'sub')], 'cannot create the folder'),
+            (['--out', str(tmp_path)], 'is a folder, expected a file path')):
+        from mmext.utils import run_cli
+        with pytest.raises(SystemExit) as exc:
+            run_cli(main, argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+        assert needle in err and str(blocker.parent) in err
+
+    def unreadable(argv):
+        open(tmp_path)  # IsADirectoryError, an OSError
+    code, err = _exit_of(unreadable, capsys)
+    assert code == 2 and str(tmp_path) in err
