@@ -26,7 +26,8 @@ if 'mmext' not in sys.modules:
 from mmext.analysis.error_breakdown import (DAP_MODES, ERROR_TYPES,
                                             error_breakdown)
 from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
-                                         load_gt_and_detections)
+                                         load_gt_and_detections,
+                                         prediction_inputs)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
 from mmext.data import describe_skipped
@@ -73,7 +74,7 @@ def _print_report(rows, skipped, mode: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    gt, dets = load_gt_and_detections(args)
+    gt, dets = load_gt_and_detections(**prediction_inputs(args))
     result = error_breakdown(gt, dets, dap_mode=args.dap_mode,
                              backend=args.backend)
     rows = result.rows()

@@ -24,7 +24,8 @@ if 'mmext' not in sys.modules:
     os.environ['MMEXT_NO_REGISTER'] = '1'
 
 from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
-                                         load_gt_and_detections)
+                                         load_gt_and_detections,
+                                         prediction_inputs)
 from mmext.analysis.report import (format_table, skip_summary, write_csv,
                                    write_json)
 from mmext.analysis.threshold_sweep import (default_thresholds, images_lost,
@@ -118,7 +119,7 @@ def _write_outputs(result, lost, out_dir: str, plots: bool,
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    gt, dets = load_gt_and_detections(args)
+    gt, dets = load_gt_and_detections(**prediction_inputs(args))
     if not np.isclose(np.linspace(0.5, 0.95, 10), args.iou_thr).any():
         raise MMExtError(f'--iou-thr {args.iou_thr}: COCOeval matches at '
                          '0.50:0.05:0.95 only')

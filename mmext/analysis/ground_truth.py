@@ -79,21 +79,40 @@ def add_backend_arg(parser) -> None:
         'faster-coco-eval when installed, else pycocotools')
 
 
-def load_gt_and_detections(args):
-    """Ground truth and aligned detections from :func:`add_prediction_args`.
+def load_gt_and_detections(predictions: str, gt: Optional[str] = None,
+                           config: Optional[str] = None,
+                           data_root: Optional[str] = None,
+                           yolo_category_base: int = 1):
+    """Ground truth and the detections aligned to it (the inputs of
+    :func:`add_prediction_args`, e.g. ``**vars(args)`` minus the rest).
+
+    Args:
+        predictions: mmdet pickle or COCO results json.
+        gt: Ground-truth COCO json or YOLO data.yaml.
+        config: mmdet config (ground truth without ``gt``; class order).
+        data_root: Replaces the config's data root.
+        yolo_category_base: ``category_id`` of class 0 in a results json
+            against a YOLO ground truth.
 
     Returns:
         ``(BoxTable, Detections)``.
     """
     from .predictions import load_detections
-    gt = load_ground_truth(args.gt, args.config, args.data_root)
-    if args.predictions.endswith(('.pkl', '.pickle')) and not args.config:
+    table = load_ground_truth(gt, config, data_root)
+    if predictions.endswith(('.pkl', '.pickle')) and not config:
         # mmdet's labels index the config's metainfo classes, not the json
         print('note: without --config, pickle labels are read in the class '
-              f'order of {args.gt}: {", ".join(gt.class_names)}')
-    dets = load_detections(args.predictions, gt, gt_json=args.gt,
-                           yolo_category_base=getattr(
-                               args, 'yolo_category_base', 1))
+              f'order of {gt}: {", ".join(table.class_names)}')
+    dets = load_detections(predictions, table, gt_json=gt,
+                           yolo_category_base=yolo_category_base)
     for note in dets.notes:
         print(f'note: {note}')
-    return gt, dets
+    return table, dets
+
+
+def prediction_inputs(args) -> dict:
+    """The :func:`add_prediction_args` values of parsed ``args``, as keyword
+    arguments of :func:`load_gt_and_detections`."""
+    return dict(predictions=args.predictions, gt=args.gt, config=args.config,
+                data_root=args.data_root,
+                yolo_category_base=args.yolo_category_base)
