@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..analysis.report import format_table
+from ..utils.tables import format_table
 from ..utils import MMExtError, read_jsonl
 from .pseudo_label_tally import PseudoLabelTally
 
