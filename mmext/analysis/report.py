@@ -3,3 +3,6 @@
 tools and users that import them from this module."""
 from ..utils.tables import (fmt, format_markdown, format_table,  # noqa: F401
                             skip_summary, write_csv, write_json)
+
+__all__ = ['fmt', 'format_markdown', 'format_table', 'skip_summary',
+           'write_csv', 'write_json']
