@@ -189,20 +189,8 @@ def match_table(ev: COCOeval, gt: BoxTable, dets: Detections,
     det_id = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     det_gt = np.concatenate(matches) if matches else np.zeros(0, np.int64)
     det_ign = np.concatenate(ignores) if ignores else np.zeros(0, bool)
-    rows = det_id - 1  # results ids are Detections row + 1
-    return MatchTable(
-        iou_thr=float(thrs[t]),
-        det_id=det_id,
-        det_image=dets.image_id[rows],
-        det_label=dets.label[rows],
-        det_score=dets.score[rows],
-        det_tp=(det_gt > 0) & ~det_ign,
-        det_ignored=det_ign,
-        det_gt=det_gt,
-        gt_id=np.arange(1, len(gt) + 1, dtype=np.int64),
-        gt_image=gt.image_id.copy(),
-        gt_label=gt.label.copy(),
-        gt_ignored=gt.ignore.copy())
+    return _match_table(float(thrs[t]), det_id - 1, det_gt, det_ign, gt,
+                        dets)  # results ids are Detections row + 1
 
 
 def _faster_coco_eval():
@@ -302,8 +290,16 @@ def _match_table_from_pairs(matched: dict, gt: BoxTable, dets: Detections,
     det_gt = det_gt[rows]
     # a detection on a crowd box is ignored, as COCOeval's dtIgnore
     ignored = (det_gt > 0) & gt.ignore[np.maximum(det_gt, 1) - 1]
+    return _match_table(float(iou_thr), rows, det_gt, ignored, gt, dets)
+
+
+def _match_table(iou_thr: float, rows: np.ndarray, det_gt: np.ndarray,
+                 ignored: np.ndarray, gt: BoxTable,
+                 dets: Detections) -> MatchTable:
+    """A :class:`MatchTable` of the detections at ``rows`` (their matched
+    GT id, 0 = none, and COCO's ignore flag) against every GT box."""
     return MatchTable(
-        iou_thr=float(iou_thr),
+        iou_thr=iou_thr,
         det_id=rows + 1,
         det_image=dets.image_id[rows],
         det_label=dets.label[rows],
