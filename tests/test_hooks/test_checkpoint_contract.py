@@ -10,7 +10,6 @@ fine-tunes from A's ``iter_4.pth`` (``load_from``): every hook starts fresh.
 """
 import json
 import os
-import shutil
 import types
 
 import numpy as np
