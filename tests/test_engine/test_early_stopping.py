@@ -59,7 +59,10 @@ def test_flat_map_stops_training_and_test_tool_runs(tiny_demo_root, tmp_path):
         [sys.executable, 'tools/test.py', cfg_path,
          os.path.join(work_dir, 'iter_4.pth'), '--work-dir',
          str(tmp_path / 'eval')],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        # this checkout's mmext, also where another one is pip-installed
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [ROOT, os.environ.get('PYTHONPATH', '')])))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
     assert 'EarlyStoppingHook: left out' in proc.stdout
     with open(tmp_path / 'eval' / 'metrics.json') as f:
