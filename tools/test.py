@@ -14,7 +14,8 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from mmext.engine import build_runner, close_process_group, prepare_config
+from mmext.engine import (build_runner, close_process_group, drop_train_only_hooks,
+                          prepare_config)
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 from mmext.utils.cli import output_dir, output_file
@@ -61,6 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     prepare_config(cfg, args.work_dir, launcher=args.launcher,
                    load_from=args.checkpoint)
+    for name in drop_train_only_hooks(cfg):
+        print(f'{name}: left out, it acts on training only (evaluation does not train)')
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise MMExtError(f'{args.out}: --out must be a .pkl file')

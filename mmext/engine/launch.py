@@ -6,7 +6,7 @@ build lacks. Initialising the process group here first (gloo on CPU, nccl on
 GPUs) makes mmengine skip its own initialisation.
 """
 import os
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.distributed as torch_dist
@@ -112,6 +112,35 @@ def prepare_config(cfg: Config,
         cfg.resume = True
         cfg.load_from = resume
     return cfg
+
+
+#: Hooks that only act on training and build the train loop (with its
+#: dataloader) in ``before_run``, also when the runner only tests or validates:
+#: mmengine's EarlyStoppingHook asserts ``runner.train_loop.stop_training``.
+TRAIN_ONLY_HOOKS = ('EarlyStoppingHook', )
+
+
+def drop_train_only_hooks(cfg: Config) -> List[str]:
+    """Remove the train-only hooks from a config that is not trained, in place.
+
+    An evaluation (``tools/test.py``) never trains, so a hook that stops
+    training has nothing to do there; mmengine would still build the train
+    loop for it, which loads the training data (slow) or fails where the
+    config has no train loop or the machine has no training data.
+
+    Args:
+        cfg: Loaded config.
+
+    Returns:
+        The types of the hooks removed, in config order.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    dropped = [h['type'] for h in hooks if isinstance(h, dict)
+               and h.get('type') in TRAIN_ONLY_HOOKS]
+    if dropped:
+        cfg.custom_hooks = [h for h in hooks if not (
+            isinstance(h, dict) and h.get('type') in TRAIN_ONLY_HOOKS)]
+    return dropped
 
 
 def build_runner(cfg: Config) -> Runner:

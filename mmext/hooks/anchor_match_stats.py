@@ -15,12 +15,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 from mmdet.registry import HOOKS
 from mmengine import dist
-from mmengine.model import is_model_wrapper
+from mmengine.logging import print_log
 
 from .safe_hook import SafeHook
 
 STAGES = ('rpn', 'rcnn')
-CHECKPOINT_KEY = 'mmext_anchor_match_stats'
 # Per class and stage: [GT boxes, positives summed over them, GT with none].
 NUM_FIELDS = 3
 
@@ -112,6 +111,8 @@ class AnchorMatchStatsHook(SafeHook):
     """
 
     priority = 'NORMAL'
+    collective = True
+    legacy_state_keys = ('mmext_anchor_match_stats', )
 
     def __init__(self, interval: int = 50,
                  out_file: str = 'anchor_match_stats.jsonl') -> None:
@@ -125,46 +126,34 @@ class AnchorMatchStatsHook(SafeHook):
         self.last_record: Optional[dict] = None
         self._pending_labels: Optional[List[torch.Tensor]] = None
         self._image_idx = {stage: 0 for stage in STAGES}
-        self._restore: List[tuple] = []
-        self._local_error: Optional[str] = None
 
     # lifecycle --------------------------------------------------------------
     def before_train(self, runner) -> None:
         """Find the detector and wrap its loss entry point and assigners."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        self.class_names = list(_class_names(runner))
-        if not self.tables:
-            self._reset()
+        model = self.model_of(runner)
+        self.class_names = self.dataset_classes(runner)
+        self._reset()
         if hasattr(model, 'student') and hasattr(model,
                                                  'loss_by_gt_instances'):
             detector, entry = model.student, (model, 'loss_by_gt_instances')
         else:
             detector, entry = model, (model, 'loss')
-        self._wrap(*entry, self._recording_entry)
-        self._wrap(detector.rpn_head.assigner, 'assign',
-                   lambda f: self._counting_assign(f, 'rpn'))
-        self._wrap(detector.roi_head.bbox_assigner, 'assign',
-                   lambda f: self._counting_assign(f, 'rcnn'))
+        self.wrap_method(*entry, self._recording_entry)
+        self.wrap_method(detector.rpn_head.assigner, 'assign',
+                         lambda f: self._counting_assign(f, 'rpn'))
+        self.wrap_method(detector.roi_head.bbox_assigner, 'assign',
+                         lambda f: self._counting_assign(f, 'rcnn'))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         """Every ``interval`` iterations: reduce, log, write, reset."""
         if (runner.iter + 1) % self.interval:
             return
-        stacked = torch.cat([torch.stack([self.tables[s] for s in STAGES])
-                             .flatten(),
-                             torch.tensor([float(bool(self._local_error))],
-                                          dtype=torch.float64)])
-        # All ranks reach this all_reduce before anything that may fail, and
-        # a counting failure on any rank travels with it: every rank then
-        # disables the hook together (a rank alone would leave the others
-        # waiting in the next all_reduce).
-        dist.all_reduce(stacked, op='sum')
-        if stacked[-1] > 0:
-            raise RuntimeError(self._local_error or
-                               'assign counting failed on another rank')
-        stacked = stacked[:-1].view(len(STAGES), -1, NUM_FIELDS)
+        # All ranks reach this reduction before anything that may fail; a
+        # counting failure on any rank travels with it (SafeHook.all_reduce)
+        # and every rank disables the hook together.
+        stacked = self.all_reduce(
+            torch.stack([self.tables[s] for s in STAGES]))
         summary = summarize(dict(zip(STAGES, stacked)), self.class_names)
         record = dict(iter=runner.iter + 1, **summary)
         for stage, per_class in summary.items():
@@ -174,42 +163,39 @@ class AnchorMatchStatsHook(SafeHook):
                         runner.message_hub.update_scalar(
                             f'train/anchor/{stage}_{field}/{name}',
                             row[field])
-        if dist.is_main_process():
-            path = os.path.join(runner.work_dir, self.out_file)
+        for path in self.jsonl_files(runner):
             with open(path, 'a') as f:
                 f.write(json.dumps(record) + '\n')
         self.last_record = record
         self._reset()
 
-    def after_train(self, runner) -> None:
-        """Put the original methods back."""
-        self.on_disable()
+    def jsonl_files(self, runner) -> List[str]:
+        """``<work_dir>/<out_file>``, written by rank 0."""
+        if not dist.is_main_process():
+            return []
+        return [os.path.join(runner.work_dir, self.out_file)]
 
-    def on_disable(self) -> None:
-        """Remove every instance-level wrapper this hook installed."""
-        for owner, name in self._restore:
-            owner.__dict__.pop(name, None)
-        self._restore = []
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Keep the partial interval's counts (this rank's) in the checkpoint.
+    def state_dict(self) -> dict:
+        """The partial interval's counts (this rank's).
 
         Only rank 0 writes the checkpoint, so after a multi-process resume the
         partial interval holds rank 0's counts only; complete intervals are
         already in the JSON-lines file.
         """
-        checkpoint[CHECKPOINT_KEY] = dict(
-            tables={k: v.clone() for k, v in self.tables.items()},
-            class_names=self.class_names, last_record=self.last_record)
+        return dict(tables={k: v.clone() for k, v in self.tables.items()},
+                    class_names=list(self.class_names),
+                    last_record=self.last_record)
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Restore the counts saved by :meth:`before_save_checkpoint`."""
-        state = checkpoint.get(CHECKPOINT_KEY)
-        if state:
-            self.tables = {k: v.clone().double()
-                           for k, v in state['tables'].items()}
-            self.class_names = list(state['class_names'])
-            self.last_record = state['last_record']
+    def load_state_dict(self, state: dict, runner) -> None:
+        """Restore :meth:`state_dict`'s counts (same classes only)."""
+        if list(state['class_names']) != list(self.class_names):
+            print_log('AnchorMatchStatsHook: the checkpoint counts other '
+                      'classes; the partial interval starts afresh',
+                      logger='current', level=30)
+            return
+        self.tables = {k: v.clone().double()
+                       for k, v in state['tables'].items()}
+        self.last_record = state['last_record']
 
     # wrappers ---------------------------------------------------------------
     def _reset(self) -> None:
@@ -217,18 +203,11 @@ class AnchorMatchStatsHook(SafeHook):
         self.tables = {s: torch.zeros(num, NUM_FIELDS, dtype=torch.float64)
                        for s in STAGES}
 
-    def _wrap(self, owner: object, name: str,
-              make: Callable[[Callable], Callable]) -> None:
-        """Replace ``owner.name`` by ``make(original)`` on the instance."""
-        original = getattr(owner, name)
-        setattr(owner, name, make(original))
-        self._restore.append((owner, name))
-
     def _recording_entry(self, original: Callable) -> Callable:
         hook = self
 
         def loss_with_recording(batch_inputs, batch_data_samples, *a, **kw):
-            if not hook.disabled:
+            if hook.active:
                 hook._pending_labels = [
                     ds.gt_instances.labels for ds in batch_data_samples]
                 hook._image_idx = {stage: 0 for stage in STAGES}
@@ -244,15 +223,11 @@ class AnchorMatchStatsHook(SafeHook):
 
         def assign_with_counting(pred_instances, gt_instances, *a, **kw):
             result = original(pred_instances, gt_instances, *a, **kw)
-            if (hook._pending_labels is not None and not hook.disabled
-                    and not hook._local_error):
-                try:
-                    hook._count(stage, result, len(gt_instances))
-                except Exception as error:  # noqa: BLE001 - see SafeHook
-                    # reported at the next interval, on all ranks at once
-                    hook._local_error = (f'{stage} assign counting on rank '
-                                         f'{dist.get_rank()}: '
-                                         f'{type(error).__name__}: {error}')
+            if hook._pending_labels is not None:
+                # reported at the next interval, on all ranks at once
+                hook.run_deferred(f'{stage} assign counting on rank '
+                                  f'{dist.get_rank()}', hook._count, stage,
+                                  result, len(gt_instances))
             return result
 
         return assign_with_counting
@@ -267,18 +242,3 @@ class AnchorMatchStatsHook(SafeHook):
                                f'image {idx}, the batch has {len(labels)}')
         accumulate(self.tables[stage], labels,
                    positives_per_gt(result.gt_inds, num_gts))
-
-
-def _class_names(runner) -> Sequence[str]:
-    """Class names from the training dataset's metainfo (or indices)."""
-    try:
-        classes = runner.train_dataloader.dataset.metainfo.get('classes')
-    except Exception:  # noqa: BLE001 - any dataset without metainfo
-        classes = None
-    if classes:
-        return classes
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
-    detector = getattr(model, 'student', model)
-    num = detector.roi_head.bbox_head.num_classes
-    return [f'class_{i}' for i in range(num)]

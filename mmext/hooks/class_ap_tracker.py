@@ -21,7 +21,6 @@ from mmengine.logging import print_log
 from .safe_hook import SafeHook
 
 WARNING = 30
-CHECKPOINT_KEY = 'mmext_class_ap_tracker'
 # CocoMetric(classwise=True) writes 'coco/<Class>_precision' (AP@[.5:.95]) and
 # 'coco/bbox_mAP'; mmdet's TeacherStudentValLoop prefixes 'teacher/' and
 # 'student/' (mmdet/engine/runner/loops.py).
@@ -162,6 +161,7 @@ class ClassAPTrackerHook(SafeHook):
     """
 
     priority = 'NORMAL'
+    legacy_state_keys = ('mmext_class_ap_tracker', )
 
     def __init__(self, watch_classes: Sequence[str] = (),
                  max_map_drop: float = 0.05, max_other_drop: float = 0.01,
@@ -193,28 +193,31 @@ class ClassAPTrackerHook(SafeHook):
         if dist.is_main_process():
             self._write(runner.work_dir)
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+    def state_dict(self) -> dict:
+        """The validation history."""
+        return dict(history=list(self.history))
+
+    def load_state_dict(self, state: dict, runner) -> None:
         """Restore the history, plus validations run right after the save.
 
         mmengine validates after the checkpoint of the same iteration is
         written, so that validation is only in the work_dir's JSON file;
-        records up to the resumed iteration are taken from there.
+        records up to the resumed iteration are taken from there. The files
+        are rewritten from the result: what the first run wrote after the
+        checkpoint is gone.
         """
-        state = checkpoint.get(CHECKPOINT_KEY) or {}
-        resumed_iter = checkpoint.get('meta', {}).get('iter', 0)
-        history = list(state.get('history', []))
+        history = [h for h in state.get('history', [])
+                   if h['iter'] <= runner.iter]
         on_disk = os.path.join(runner.work_dir, 'class_ap_history.json')
         if os.path.isfile(on_disk):
             with open(on_disk) as f:
                 known = {(h['iter'], h['model']) for h in history}
                 history += [h for h in json.load(f).get('history', [])
-                            if h['iter'] <= resumed_iter
+                            if h['iter'] <= runner.iter
                             and (h['iter'], h['model']) not in known]
         self.history = sorted(history, key=lambda h: (h['iter'], h['model']))
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Store the history in the checkpoint."""
-        checkpoint[CHECKPOINT_KEY] = dict(history=list(self.history))
+        if self.history and dist.is_main_process():
+            self._write(runner.work_dir)
 
     # helpers ----------------------------------------------------------------
     def _monitored(self, parsed: Dict[str, dict]) -> str:

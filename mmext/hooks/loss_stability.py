@@ -27,12 +27,10 @@ from mmdet.registry import HOOKS
 from mmengine import dist
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from .safe_hook import SafeHook
 
 WARNING = 30
-CHECKPOINT_KEY = 'mmext_loss_stability'
 #: 1.4826 * MAD estimates a normal standard deviation; successive
 #: differences have twice the variance of the values.
 MAD_TO_STD = 1.4826 / math.sqrt(2.0)
@@ -209,6 +207,8 @@ class LossStabilityHook(SafeHook):
     """
 
     priority = 'ABOVE_NORMAL'
+    collective = True
+    legacy_state_keys = ('mmext_loss_stability', )
 
     def __init__(self,
                  window: int = 100,
@@ -258,34 +258,25 @@ class LossStabilityHook(SafeHook):
         self.best_mean = math.inf
         self.best_iter = 0
         self.block_checkpoints = False
-        self._runner_save = None
 
     # lifecycle --------------------------------------------------------------
     def before_train(self, runner) -> None:
-        """Guard the runner's checkpoint writer against poisoned weights."""
-        original = runner.save_checkpoint
-        self._runner_save = (runner, original)
+        """Guard the runner's checkpoint writer against poisoned weights.
 
-        def guarded_save(*args, **kwargs):
-            if self.block_checkpoints and not self.disabled:
-                print_log('LossStabilityHook: checkpoint NOT written, the '
-                          'weights are not finite', logger='current',
-                          level=WARNING)
-                return None
-            return original(*args, **kwargs)
+        The guard is removed after training and when the hook is disabled.
+        """
 
-        runner.save_checkpoint = guarded_save
+        def guard(original):
+            def guarded_save(*args, **kwargs):
+                if self.block_checkpoints and not self.disabled:
+                    print_log('LossStabilityHook: checkpoint NOT written, '
+                              'the weights are not finite',
+                              logger='current', level=WARNING)
+                    return None
+                return original(*args, **kwargs)
+            return guarded_save
 
-    def after_train(self, runner) -> None:
-        """Give the runner its own save_checkpoint back."""
-        self.on_disable()
-
-    def on_disable(self) -> None:
-        """Remove the checkpoint guard."""
-        if self._runner_save is not None:
-            runner, _ = self._runner_save
-            runner.__dict__.pop('save_checkpoint', None)
-            self._runner_save = None
+        self.wrap_method(runner, 'save_checkpoint', guard)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
@@ -307,9 +298,9 @@ class LossStabilityHook(SafeHook):
         if cvs and (runner.iter + 1) % self.window == 0:
             self._check_window(runner, cvs)
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Store the windows, references and alarms in the checkpoint."""
-        checkpoint[CHECKPOINT_KEY] = dict(
+    def state_dict(self) -> dict:
+        """The windows, references, alarms and plateau best."""
+        return dict(
             keys=self.keys,
             history={k: list(v) for k, v in self.history.items()},
             prev_cv=dict(self.prev_cv),
@@ -318,11 +309,8 @@ class LossStabilityHook(SafeHook):
             best_mean=self.best_mean,
             best_iter=self.best_iter)
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Restore the state saved by :meth:`before_save_checkpoint`."""
-        state = checkpoint.get(CHECKPOINT_KEY)
-        if not state:
-            return
+    def load_state_dict(self, state: dict, runner) -> None:
+        """Restore :meth:`state_dict`'s result (resume only)."""
         self.keys = state['keys']
         self.history = {k: deque(v, maxlen=self.window)
                         for k, v in state['history'].items()}
@@ -332,6 +320,12 @@ class LossStabilityHook(SafeHook):
         self.alarms = {k: list(v) for k, v in state.get('alarms', {}).items()}
         self.best_mean = state['best_mean']
         self.best_iter = state['best_iter']
+
+    def jsonl_files(self, runner) -> List[str]:
+        """``<work_dir>/<out_file>`` on rank 0 (none when out_file is '')."""
+        if not self.out_file or not dist.is_main_process():
+            return []
+        return [osp.join(runner.work_dir, self.out_file)]
 
     # helpers ----------------------------------------------------------------
     def _reduce(self, values: Dict[str, float]) -> Dict[str, float]:
@@ -352,7 +346,7 @@ class LossStabilityHook(SafeHook):
             if key in values:
                 buf[0, i] = values[key]
                 buf[1, i] = 1
-        dist.all_reduce(buf, op='sum')
+        buf = self.all_reduce(buf)
         return {k: float(buf[0, i] / buf[1, i])
                 for i, k in enumerate(self.keys) if buf[1, i] > 0}
 
@@ -365,7 +359,7 @@ class LossStabilityHook(SafeHook):
 
     def _on_nonfinite(self, runner, bad: Dict[str, float]) -> None:
         listed = ', '.join(f'{k}={v}' for k, v in sorted(bad.items()))
-        finite = _weights_finite(runner.model)
+        finite = _weights_finite(self.model_of(runner))
         self._warn(runner, f'non-finite loss ({listed}); weights are '
                    f'{"finite" if finite else "NOT finite"}')
         if not self.stop_on_nonfinite:
@@ -492,8 +486,6 @@ class LossStabilityHook(SafeHook):
 
 def _weights_finite(model: torch.nn.Module) -> bool:
     """True when every parameter of ``model`` is finite."""
-    if is_model_wrapper(model):
-        model = model.module
     with torch.no_grad():
         return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 

@@ -67,7 +67,6 @@ from mmdet.registry import HOOKS
 from mmdet.structures.bbox import bbox_project
 from mmengine import dist
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from ..data import load_coco
 from ..utils import MMExtError
@@ -78,7 +77,6 @@ from .pseudo_label_tally import (ImageGT, PseudoLabelTally,
                                  stage_boxes_of_image, stages_for, tally_image)
 from .safe_hook import SafeHook
 
-CHECKPOINT_KEY = 'mmext_pseudo_label_stats'
 WRAPPED = ('get_pseudo_instances', 'project_pseudo_instances')
 
 
@@ -139,6 +137,8 @@ class PseudoLabelStatsHook(SafeHook):
     """
 
     priority = 'NORMAL'  # before LoggerHook (BELOW_NORMAL), CheckpointHook
+    collective = True
+    legacy_state_keys = ('meta/mmext_pseudo_label_stats', )
 
     def __init__(self,
                  interval: int = 50,
@@ -166,17 +166,13 @@ class PseudoLabelStatsHook(SafeHook):
         self.out_file = out_file
         self.rank_files = bool(rank_files)
         self._model = None
-        self._originals: Dict[tuple, object] = {}
-        self._pending_state: Optional[dict] = None
-        self._error: Optional[BaseException] = None
         self._in_pseudo = False
         self._raw: List[tuple] = []
 
     # ------------------------------------------------------------ lifecycle
     def before_train(self, runner) -> None:
         """Find the model, read thresholds and GT, wrap the model methods."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = self.model_of(runner)
         needs = ('teacher', 'semi_train_cfg', 'get_pseudo_instances')
         if not all(hasattr(model, n) for n in needs):
             raise MMExtError(
@@ -186,7 +182,7 @@ class PseudoLabelStatsHook(SafeHook):
                 "model=dict(type='SoftTeacher', ...)")
         self._model = model
         cfg = model.semi_train_cfg
-        self.class_names = self._class_names(runner, model)
+        self.class_names = self.dataset_classes(runner)
         self.stages = stages_for(cfg, hasattr(model.teacher, 'roi_head'))
         self.thresholds = self._thresholds_in_force()
         self._local = PseudoLabelTally(self.stages, len(self.class_names),
@@ -196,30 +192,18 @@ class PseudoLabelStatsHook(SafeHook):
         self._window: Deque[np.ndarray] = deque(maxlen=self.recommend_window)
         self._first_iter = runner.iter + 1
         self._gt = self._load_gt(runner)
-        if self._pending_state is not None:
-            self._restore(self._pending_state)
-            self._pending_state = None
-        self._prepare_out_files(runner)
         self._wrap(model)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         """Sum this iteration over processes; every interval, publish."""
         local = self._local.to_vector()
-        failed = 1.0 if self._error is not None else 0.0
         if self.rank_files:
             self._rank_interval.add(self._local)
         self._local.reset()
-        if dist.get_world_size() > 1:
-            # Always reached on every rank, failure flag included, so all
-            # ranks agree on disabling and no collective is left waiting.
-            vec = torch.from_numpy(np.append(local, failed))
-            dist.all_reduce(vec, op='sum')
-            vec = vec.numpy()
-            local, failed = vec[:-1], vec[-1]
-        if failed > 0:
-            raise self._error or RuntimeError(
-                'pseudo-label recording failed on another process')
+        # Always reached on every rank, failure flag included, so all ranks
+        # agree on disabling and no collective is left waiting.
+        local = self.all_reduce(local)
         delta = self._local.empty_like()
         delta.load_vector(local)
         self._interval.add(delta)
@@ -228,8 +212,8 @@ class PseudoLabelStatsHook(SafeHook):
             self._publish(runner)
 
     def after_train(self, runner) -> None:
-        """Print the recommended per-class thresholds; unwrap the model."""
-        self._unwrap()
+        """Print the recommended per-class thresholds (the model gets its
+        methods back from SafeHook)."""
         if not self._window or not dist.is_main_process():
             return
         rows = self.recommendation()
@@ -238,10 +222,9 @@ class PseudoLabelStatsHook(SafeHook):
             f'records of {self.out_file}:\n' + format_recommendation(
                 rows, self.target_precision, self.target_kept_ratio))
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Store the interval tally and the recommendation window."""
-        checkpoint.setdefault('meta', {})[CHECKPOINT_KEY] = {
-            'version': 1,
+    def state_dict(self) -> dict:
+        """The interval tally and the recommendation window."""
+        return {
             'stages': list(self.stages),
             'classes': list(self.class_names),
             'num_bins': self.num_bins,
@@ -250,15 +233,23 @@ class PseudoLabelStatsHook(SafeHook):
             'window': [v.tolist() for v in self._window],
         }
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Keep the saved state for ``before_train`` (resume only)."""
-        if getattr(runner, '_resume', False):
-            self._pending_state = checkpoint.get('meta', {}).get(
-                CHECKPOINT_KEY)
+    def load_state_dict(self, state: dict, runner) -> None:
+        """Restore the tally of the same stages, classes and bins."""
+        same = (state.get('stages') == list(self.stages)
+                and state.get('classes') == list(self.class_names)
+                and state.get('num_bins') == self.num_bins)
+        if not same:
+            print_log('PseudoLabelStatsHook: the checkpoint holds statistics '
+                      'of other stages/classes/bins; starting afresh',
+                      logger='current', level=30)
+            return
+        self._interval.load_vector(state['interval'])
+        self._window.extend(np.asarray(v) for v in state['window'])
+        self._first_iter = int(state['first_iter'])
 
-    def on_disable(self) -> None:
-        """Give the model its own methods back."""
-        self._unwrap()
+    def jsonl_files(self, runner) -> List[str]:
+        """The summed records (rank 0) and this rank's own (rank_files)."""
+        return self._out_paths(runner)
 
     # ------------------------------------------------------------- results
     def recommendation(self) -> List[dict]:
@@ -293,15 +284,6 @@ class PseudoLabelStatsHook(SafeHook):
         if hasattr(self._model, 'pseudo_thresholds_in_force'):
             out.update(self._model.pseudo_thresholds_in_force())
         return out
-
-    @staticmethod
-    def _class_names(runner, model) -> List[str]:
-        meta = getattr(runner.train_dataloader.dataset, 'metainfo', {}) or {}
-        names = meta.get('classes')
-        if names:
-            return list(names)
-        num = model.teacher.roi_head.bbox_head.num_classes
-        return [f'class_{i}' for i in range(num)]
 
     def _resolve_gt_path(self, runner) -> str:
         path = self.gt_ann_file
@@ -352,32 +334,20 @@ class PseudoLabelStatsHook(SafeHook):
             self._wrap_one(roi_head, 'predict', self._around_teacher_predict)
 
     def _wrap_one(self, owner, name: str, around) -> None:
-        original = getattr(owner, name)
-        self._originals[(id(owner), name)] = (owner, name)
+        def make(original):
+            def wrapper(*args, **kwargs):
+                return around(original, *args, **kwargs)
+            return wrapper
 
-        def wrapper(*args, **kwargs):
-            return around(original, *args, **kwargs)
-
-        setattr(owner, name, wrapper)
-
-    def _unwrap(self) -> None:
-        for owner, name in self._originals.values():
-            if name in vars(owner):
-                delattr(owner, name)  # the class's method shows again
-        self._originals.clear()
+        self.wrap_method(owner, name, make)
 
     def _recording(self) -> bool:
-        return self._error is None and not self.disabled
+        return self.active
 
     def _guarded(self, fn, *args) -> None:
         """Run a recording step; an error stops recording (no raise here:
         it is reported at after_train_iter, on every rank at once)."""
-        if not self._recording():
-            return
-        try:
-            fn(*args)
-        except Exception as exc:  # noqa: BLE001 - never break training
-            self._error = exc
+        self.run_deferred('recording', fn, *args)
 
     def _around_get_pseudo_instances(self, original, batch_inputs,
                                      batch_data_samples, *args, **kwargs):
@@ -433,17 +403,6 @@ class PseudoLabelStatsHook(SafeHook):
                         self.iou_thr)
 
     # ------------------------------------------------------------- outputs
-    def _prepare_out_files(self, runner) -> None:
-        """Start the file, or on resume drop records after the checkpoint."""
-        for path in self._out_paths(runner):
-            kept = []
-            if runner.iter > 0 and osp.isfile(path):
-                with open(path) as f:
-                    kept = [ln for ln in f if ln.strip()
-                            and json.loads(ln).get('iter', 0) <= runner.iter]
-            with open(path, 'w') as f:
-                f.writelines(kept)
-
     def _out_paths(self, runner) -> List[str]:
         paths = []
         if dist.is_main_process():
@@ -480,21 +439,8 @@ class PseudoLabelStatsHook(SafeHook):
         except OSError as exc:
             if dist.get_world_size() == 1:
                 raise
-            self._error = exc  # reported to all ranks at the next iteration
-
-    def _restore(self, state: dict) -> None:
-        same = (state.get('version') == 1
-                and state.get('stages') == list(self.stages)
-                and state.get('classes') == list(self.class_names)
-                and state.get('num_bins') == self.num_bins)
-        if not same:
-            print_log('PseudoLabelStatsHook: the checkpoint holds statistics '
-                      'of other stages/classes/bins; starting afresh',
-                      logger='current', level=30)
-            return
-        self._interval.load_vector(state['interval'])
-        self._window.extend(np.asarray(v) for v in state['window'])
-        self._first_iter = int(state['first_iter'])
+            # reported to all ranks at the next iteration
+            self.defer_failure('writing ' + path, exc)
 
 
 def hub_scalars(record: dict,

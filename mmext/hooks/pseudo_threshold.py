@@ -13,25 +13,23 @@ with :class:`~mmext.models.PerClassPseudoThrMixin`):
   force go to the MessageHub as ``train/pseudo/thr_<stage>/<class>``, shown
   in the log line as ``pseudo/thr_cls/Chipped: 0.2310``.
 - checkpoints: the state (thresholds, score window) is saved under
-  ``meta['mmext_pseudo_thresholds']`` and restored on resume only (a
-  ``load_from`` fine-tune starts from the configured warm-up values).
+  ``meta['mmext']['PseudoThresholdHook']`` (SafeHook's contract) and
+  restored on resume only (a ``load_from`` fine-tune starts from the
+  configured warm-up values).
 
 A policy that raises (e.g. the mixture fit) sends every stage back to its
 configured values with one warning; training goes on.
 """
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 from mmdet.registry import HOOKS
 from mmengine import dist
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from ..models.threshold_policies import class_priors
 from ..utils import MMExtError
 from .safe_hook import SafeHook
-
-CHECKPOINT_KEY = 'mmext_pseudo_thresholds'
 
 
 def _leaf_datasets(dataset) -> List[object]:
@@ -76,16 +74,16 @@ class PseudoThresholdHook(SafeHook):
     """
 
     priority = 'NORMAL'
+    collective = True
+    legacy_state_keys = ('meta/mmext_pseudo_thresholds', )
 
     def __init__(self, log_per_class: bool = True) -> None:
         self.log_per_class = bool(log_per_class)
-        self._pending_state: Optional[dict] = None
         self._model = None
 
     def before_train(self, runner) -> None:
         """Find the model, give it priors, restore a resumed state."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = self.model_of(runner)
         if not hasattr(model, 'pseudo_thresholds'):
             raise MMExtError(
                 f'model {type(model).__name__} has no per-class pseudo '
@@ -94,10 +92,7 @@ class PseudoThresholdHook(SafeHook):
         self._model = model
         model.pseudo_threshold_hook_attached = True
         state = model.pseudo_thresholds
-        meta = getattr(runner.train_dataloader.dataset, 'metainfo', {}) or {}
-        names = list(meta.get('classes') or [])
-        if len(names) != state.num_classes:
-            names = [f'class_{i}' for i in range(state.num_classes)]
+        names = self.dataset_classes(runner, state.num_classes)
         self.class_names = names
         if state.needs_priors():
             priors = labeled_priors(runner.train_dataloader.dataset,
@@ -109,13 +104,6 @@ class PseudoThresholdHook(SafeHook):
                 'shares ' + ', '.join(
                     f'{n} {s:.3f}'
                     for n, s in zip(names, priors['class_shares'])))
-        if self._pending_state is not None:
-            if not state.load_state_dict(self._pending_state):
-                print_log('PseudoThresholdHook: the checkpoint holds '
-                          'thresholds of another configuration; starting '
-                          'from the configured values', logger='current',
-                          level=30)
-            self._pending_state = None
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
@@ -146,13 +134,14 @@ class PseudoThresholdHook(SafeHook):
                     hub.update_scalar(f'train/pseudo/thr_{stage}/{name}',
                                       float(v))
 
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Store thresholds and the score window."""
-        checkpoint.setdefault('meta', {})[CHECKPOINT_KEY] = (
-            self._model.pseudo_thresholds.state_dict())
+    def state_dict(self) -> dict:
+        """Thresholds and the score window of the model."""
+        return self._model.pseudo_thresholds.state_dict()
 
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Keep the saved state for ``before_train`` (resume only)."""
-        if getattr(runner, '_resume', False):
-            self._pending_state = checkpoint.get('meta', {}).get(
-                CHECKPOINT_KEY)
+    def load_state_dict(self, state: dict, runner) -> None:
+        """Give the model its resumed thresholds (same configuration)."""
+        if not self._model.pseudo_thresholds.load_state_dict(state):
+            print_log('PseudoThresholdHook: the checkpoint holds '
+                      'thresholds of another configuration; starting '
+                      'from the configured values', logger='current',
+                      level=30)

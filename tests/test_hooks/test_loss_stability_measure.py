@@ -144,10 +144,8 @@ def test_reference_and_alarms_survive_checkpoint(tmp_path, warnings_of):
     losses[450:] *= 2.0
     hook, runner = LossStabilityHook(window=100), _runner(tmp_path)
     _feed(hook, runner, losses[:650])
-    checkpoint = {}
-    hook.before_save_checkpoint(runner, checkpoint)
     resumed = LossStabilityHook(window=100)
-    resumed.after_load_checkpoint(runner, checkpoint)
+    resumed.load_state_dict(hook.state_dict(), runner)
     assert resumed.reference == hook.reference
     assert resumed.alarms == {'loss': ['level_alarm']}
     _feed(resumed, runner, losses[650:])

@@ -98,10 +98,8 @@ def test_loss_state_round_trip(tmp_path):
     hook = LossStabilityHook(window=3)
     runner = _runner(tmp_path)
     _feed(hook, runner, [3.0, 2.0, 1.0, 1.5])
-    checkpoint = {}
-    hook.before_save_checkpoint(runner, checkpoint)
     restored = LossStabilityHook(window=3)
-    restored.after_load_checkpoint(runner, checkpoint)
+    restored.load_state_dict(hook.state_dict(), runner)
     assert list(restored.history['loss']) == [2.0, 1.0, 1.5]
     assert (restored.best_mean, restored.best_iter) == (hook.best_mean, 3)
 
@@ -194,9 +192,8 @@ def test_anchor_state_round_trip():
     hook._reset()
     accumulate(hook.tables['rpn'], torch.tensor([0, 1, 1]),
                torch.tensor([3, 0, 2]))
-    checkpoint = {}
-    hook.before_save_checkpoint(None, checkpoint)
     restored = AnchorMatchStatsHook(interval=5)
-    restored.after_load_checkpoint(None, checkpoint)
+    restored.class_names = ['a', 'b']
+    restored.load_state_dict(hook.state_dict(), None)
     assert restored.class_names == ['a', 'b']
     assert restored.tables['rpn'].tolist() == [[1, 3, 0], [2, 2, 1]]

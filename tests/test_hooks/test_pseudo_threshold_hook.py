@@ -124,7 +124,7 @@ def test_stats_hook_counts_the_thresholds_in_force(run):
 def test_state_in_checkpoint(run):
     ckpt = torch.load(osp.join(run['work_dir'], 'iter_4.pth'),
                       weights_only=False)
-    state = ckpt['meta']['mmext_pseudo_thresholds']
+    state = ckpt['meta']['mmext']['PseudoThresholdHook']['state']
     model = run['runner'].model
     assert state['stages']['cls']['values'] == model.pseudo_thresholds.values(
         'cls').tolist()
@@ -140,7 +140,7 @@ class StateProbe(Hook):
 
 def test_resume_restores_load_from_does_not(run, tiny_demo_root, tmp_path):
     saved = torch.load(osp.join(run['work_dir'], 'iter_2.pth'),
-                       weights_only=False)['meta']['mmext_pseudo_thresholds']
+                       weights_only=False)['meta']['mmext']['PseudoThresholdHook']['state']
     cfg = _config(tiny_demo_root, run['work_dir'], 4)
     cfg.resume = True
     cfg.load_from = osp.join(run['work_dir'], 'iter_2.pth')
