@@ -48,7 +48,8 @@ def load_config(path: Union[str, Config],
 
 
 def check_config_structure(cfg: Config, name: str) -> None:
-    """The shapes mmext reads a config through: ``model`` (and a semi
+    """The shapes mmext reads a config through: ``model`` (a string in an
+    Ultralytics args.yaml; else a dict, and a semi
     detector's ``detector``) and every dataloader, dataset and wrapped
     dataset a dict, wrapped ``datasets`` a list of dicts.
 
@@ -61,7 +62,8 @@ def check_config_structure(cfg: Config, name: str) -> None:
                              f'{type(value).__name__} {value!r:.60}')
 
     model = cfg.get('model')
-    need_dict(model, 'model')
+    if not isinstance(model, str):  # Ultralytics' args.yaml names a file
+        need_dict(model, 'model')
     if isinstance(model, dict):
         need_dict(model.get('detector'), 'model.detector')
     for split in ('train', 'val', 'test'):
