@@ -46,7 +46,7 @@ def _independent_table(assigner, priors_per_image, samples, num_classes):
 
 
 @pytest.fixture(scope='module')
-def observed():
+def observed(tmp_path_factory):
     torch.manual_seed(0)
     init_default_scope('mmdet')
     cfg = Config.fromfile(DEMO_CONFIG)
@@ -54,6 +54,7 @@ def observed():
     detector.train()
     hook = AnchorMatchStatsHook(interval=1)
     runner = types.SimpleNamespace(  # what before_train reads of a Runner
+        work_dir=str(tmp_path_factory.mktemp('anchor_hook')), iter=0,
         model=detector, train_dataloader=types.SimpleNamespace(
             dataset=types.SimpleNamespace(metainfo=dict(classes=CLASSES))))
     hook.before_train(runner)
