@@ -78,35 +78,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--out-dir', type=output_dir, help='folder for JSON, CSV, PNG and the config')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
-    check_numbers(args)
     return args
-
-
-def check_numbers(args: argparse.Namespace) -> None:
-    """Numbers that would give NaN anchors or an all-zero coverage silently.
-
-    Raises:
-        MMExtError: the first bad option, named.
-    """
-    def positive(name, values):
-        for v in values or []:
-            if not (np.isfinite(v) and v > 0):
-                raise MMExtError(f'--{name} must be finite and > 0, got {v}')
-    positive('scale', args.scale)
-    positive('strides', args.strides)
-    positive('ratios', args.ratios)
-    positive('scales', args.scales)
-    for name in ('pos_iou_thr', 'min_pos_iou'):
-        v = getattr(args, name)
-        if v is not None and not 0 < v <= 1:
-            raise MMExtError(f'--{name.replace("_", "-")} must be in (0, 1], '
-                             f'got {v}')
-    if args.search_boxes < 1:
-        raise MMExtError(f'--search-boxes must be >= 1, got {args.search_boxes}')
-    if args.num_ratios is not None and args.num_ratios < 0:
-        raise MMExtError(f'--num-ratios must be >= 0, got {args.num_ratios}')
-    if args.pad_divisor is not None and args.pad_divisor < 1:
-        raise MMExtError(f'--pad-divisor must be >= 1, got {args.pad_divisor}')
 
 
 def _stat_rows(stats: List[dict], ratios) -> List[dict]:

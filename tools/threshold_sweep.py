@@ -55,13 +55,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 
 def _grid(args: argparse.Namespace) -> np.ndarray:
-    if not 0 < args.step <= 1:
+    if args.step > 1:
         raise MMExtError(f'--step {args.step}: must be in (0, 1]')
     grid = set(default_thresholds(args.step).tolist())
-    for t in args.compare or []:
-        if not 0 <= t <= 1:
-            raise MMExtError(f'--compare {t}: thresholds must be in [0, 1]')
-        grid.add(float(t))
+    grid.update(float(t) for t in args.compare or [])  # in [0, 1]: fraction
     return np.array(sorted(grid))
 
 
