@@ -272,7 +272,11 @@ def load_detections(path: str,
             notes = _yolo_base_note(path, cats, yolo_category_base,
                                     len(read_data_yaml(yolo[0]).names))
         elif ref and ref.endswith('.json'):
-            cat_to_label = load_coco_category_labels(ref, gt.class_names)
+            # the ground truth's reader already mapped them: no second parse
+            same = gt.category_labels is not None and os.path.abspath(
+                ref) == os.path.abspath(gt.source)
+            cat_to_label = (gt.category_labels if same else
+                            load_coco_category_labels(ref, gt.class_names))
             _rows_from_coco_results(path, rows, cat_to_label)
         else:
             raise MMExtError(f'{path}: a COCO results json needs the ground '

@@ -44,6 +44,9 @@ class BoxTable:
     ``image_keys`` (length M or None): the ids as the file wrote them where
     they are not all integers (strings such as Ultralytics' file stems);
     ``image_ids`` then numbers the images 0..M-1 in file order.
+
+    ``category_labels`` (COCO only): ``{category_id: label}`` for the
+    categories in ``class_names``, what COCO results files refer to.
     """
     class_names: Tuple[str, ...]
     image_id: np.ndarray
@@ -62,6 +65,7 @@ class BoxTable:
     source: str = ''
     skipped: List[SkippedRecord] = field(default_factory=list)
     image_keys: Optional[list] = None
+    category_labels: Optional[Dict[int, int]] = None
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
@@ -130,6 +134,7 @@ class BoxTable:
             source=self.source,
             skipped=self.skipped,
             image_keys=self.image_keys,
+            category_labels=self.category_labels,
             **cols)
 
     def class_counts(self, include_ignored: bool = False) -> Dict[str, int]:

@@ -210,13 +210,15 @@ def load_coco(path: str,
                       skipped)
     cx1, cy1 = np.maximum(x1, 0), np.maximum(y1, 0)
     cx2, cy2 = np.minimum(x2, w_img), np.minimum(y2, h_img)
-    return table_from_columns(
+    table = table_from_columns(
         class_names=class_names, image_id=image_ids[img[keep]],
         label=label[keep], boxes=np.stack([cx1, cy1, cx2, cy2], 1)[keep],
         img_w=w_img[keep], img_h=h_img[keep], ignore=crowd[keep],
         image_ids=image_ids, file_names=names, widths=widths,
         heights=heights, source=path, skipped=skipped,
         image_keys=None if int_keys else keys)
+    table.category_labels = {c: k for c, k in cat_to_label.items() if k >= 0}
+    return table
 
 
 def _ann_record(anns: list, i: int) -> str:
