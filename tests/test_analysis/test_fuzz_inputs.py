@@ -143,6 +143,22 @@ def apply_mutation(data: dict, mutation) -> dict:
     return data
 
 
+def sweep_json(tmp: str, preds: str, gt_path: str, name: str):
+    """``(exit code, stderr, sweep.json or None)`` of threshold_sweep."""
+    out = os.path.join(tmp, name)
+    code, _, err = run_tool('threshold_sweep', [
+        preds, '--gt', gt_path, '--out-dir', out, '--no-plots'])
+    if code != 0:
+        return code, err, None
+    with open(os.path.join(out, 'sweep.json')) as f:
+        return code, err, json.load(f)
+
+
+def assert_same_sweep(result: dict, expected: dict) -> None:
+    assert result['map50'] == pytest.approx(expected['map50'], abs=1e-12)
+    assert result['sweep'] == expected['sweep']
+
+
 def _dropped(table) -> int:
     return sum(1 for s in table.skipped if not s.kept)
 
@@ -193,26 +209,18 @@ def test_evaluation_tools_on_bad_ground_truth(mutation):
         gt = clean_coco()
         preds = _write(tmp, 'results.json', results_for(gt))
         bad = _write(tmp, 'gt_bad.json', apply_mutation(gt, mutation))
-        out_bad = os.path.join(tmp, 'bad_out')
-        code, _, err = run_tool('threshold_sweep', [
-            preds, '--gt', bad, '--out-dir', out_bad, '--no-plots'])
+        code, err, result = sweep_json(tmp, preds, bad, 'bad_out')
         assert_clean_outcome(code, err, bad)
         code_e, _, err_e = run_tool('error_breakdown', [preds, '--gt', bad])
         assert_clean_outcome(code_e, err_e, bad)
         if code != 0 or mutation[0] != 'annotations':
             return
-        with open(os.path.join(out_bad, 'sweep.json')) as f:
-            result = json.load(f)
         if not result['skipped_ground_truth']:
             return  # a harmless change (area, id): nothing to compare
         sub = _write(tmp, 'gt_sub.json', _subset_without(gt, mutation))
-        out_sub = os.path.join(tmp, 'sub_out')
-        assert run_tool('threshold_sweep', [
-            preds, '--gt', sub, '--out-dir', out_sub, '--no-plots'])[0] == 0
-        with open(os.path.join(out_sub, 'sweep.json')) as f:
-            expected = json.load(f)
-        assert result['map50'] == pytest.approx(expected['map50'], abs=1e-12)
-        assert result['sweep'] == expected['sweep']
+        code, err, expected = sweep_json(tmp, preds, sub, 'sub_out')
+        assert code == 0, err
+        assert_same_sweep(result, expected)
     finally:
         shutil.rmtree(tmp)
 
@@ -246,28 +254,20 @@ def test_evaluation_tools_on_bad_detections(mutation):
         else:
             bad_results[index][field] = value
         bad = _write(tmp, 'results_bad.json', bad_results)
-        out = os.path.join(tmp, 'out')
-        code, _, err = run_tool('threshold_sweep', [
-            bad, '--gt', gt_path, '--out-dir', out, '--no-plots'])
+        code, err, result = sweep_json(tmp, bad, gt_path, 'out')
         assert_clean_outcome(code, err, bad)
         code_e, _, err_e = run_tool('error_breakdown', [bad, '--gt', gt_path])
         assert_clean_outcome(code_e, err_e, bad)
         if code != 0:
             return
-        with open(os.path.join(out, 'sweep.json')) as f:
-            result = json.load(f)
         if not result['skipped_detections']:
             return
         assert sum(result['skipped_detections'].values()) == 1
         sub = _write(tmp, 'results_sub.json',
                      results[:index] + results[index + 1:])
-        out_sub = os.path.join(tmp, 'sub')
-        run_tool('threshold_sweep', [sub, '--gt', gt_path, '--out-dir',
-                                     out_sub, '--no-plots'])
-        with open(os.path.join(out_sub, 'sweep.json')) as f:
-            expected = json.load(f)
-        assert result['map50'] == pytest.approx(expected['map50'], abs=1e-12)
-        assert result['sweep'] == expected['sweep']
+        code, err, expected = sweep_json(tmp, sub, gt_path, 'sub')
+        assert code == 0, err
+        assert_same_sweep(result, expected)
     finally:
         shutil.rmtree(tmp)
 
