@@ -96,15 +96,15 @@ def recommended_thresholds(seed: int, args) -> str:
 
 
 def arm_config(arm: str, seed: int, args) -> str:
-    """Write the arm's config (stock + one change) under OUT/configs."""
+    """Write the arm's config (stock + one change) under OUT/configs.
+
+    Every arm, the control included, runs without the base's
+    EarlyStoppingHook: arms are compared at one iteration budget.
+    """
     base = CONFIGS[args.dataset]
-    if arm == 'stock':
-        return base
     recommended = (arm in ('perclass', 'all')
                    and args.perclass_form == 'recommended')
     if recommended:
-        if arm == 'perclass':
-            return recommended_thresholds(seed, args)
         base = recommended_thresholds(seed, args)
     parts = []
     if arm in ('anchors', 'all'):
@@ -112,12 +112,13 @@ def arm_config(arm: str, seed: int, args) -> str:
         parts.append(f'model.detector.rpn_head.anchor_generator.ratios = {ratios!r}')
     if arm in ('focal', 'all'):
         parts.append(f'model.detector.roi_head.bbox_head.loss_cls = {FOCAL}')
-    if arm in ('perclass', 'all') and not recommended:
+    adaptive = arm in ('perclass', 'all') and not recommended
+    if adaptive:
         parts.append("model.type = 'PerClassSoftTeacher'")
         parts.append('model.semi_train_cfg.pseudo_label_initial_score_thr = 0.15')
         parts.append(f'model.semi_train_cfg.rpn_pseudo_thr = {PROPORTION}')
         parts.append(f'model.semi_train_cfg.cls_pseudo_thr = {PROPORTION}')
-    if not parts:
+    if not parts and arm not in ('stock', 'perclass'):
         raise SystemExit(f'unknown arm {arm!r}')
     model = {}
     for line in parts:
@@ -128,20 +129,27 @@ def arm_config(arm: str, seed: int, args) -> str:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
     text = f'_base_ = [{base!r}]\n'
-    if arm in ('perclass', 'all') and not recommended:
-        # mmengine replaces lists: the base's hooks plus the threshold hook
-        import pprint
-        from mmengine.config import Config
-        hooks = Config.fromfile(base).to_dict()['custom_hooks']
-        hooks.insert(1, dict(type='PseudoThresholdHook'))
-        text += 'custom_hooks = ' + pprint.pformat(hooks, sort_dicts=False) + '\n'
-    text += 'model = ' + _render(model) + '\n'
+    text += 'custom_hooks = ' + _fixed_budget_hooks(base, adaptive) + '\n'
+    if model:
+        text += 'model = ' + _render(model) + '\n'
     path = osp.join(args.out, 'configs',
                     f'{arm}_s{seed}.py' if recommended else f'{arm}.py')
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
         f.write(text)
     return path
+
+
+def _fixed_budget_hooks(base: str, threshold_hook: bool) -> str:
+    """The base's custom hooks without EarlyStoppingHook (and with the
+    adaptive thresholds' PseudoThresholdHook); mmengine replaces lists."""
+    import pprint
+    from mmengine.config import Config
+    hooks = [h for h in Config.fromfile(base).to_dict()['custom_hooks']
+             if h.get('type') != 'EarlyStoppingHook']
+    if threshold_hook:
+        hooks.insert(1, dict(type='PseudoThresholdHook'))
+    return pprint.pformat(hooks, sort_dicts=False)
 
 
 def _render(node) -> str:

@@ -23,7 +23,7 @@ fi
 # torch pulls a new setuptools; mmcv's build and mmengine's mmdet:: scope need pkg_resources.
 # (pip then notes that torch asks for setuptools>=77: only its cpp_extension builder uses it.)
 has "import setuptools, sys; sys.exit(int(setuptools.__version__.split('.')[0]) >= 70)" || pipi -c "$cons" 'setuptools<70' wheel
-has "import mmengine, numpy, matplotlib, pycocotools, faster_coco_eval, orjson, scipy, shapely, terminaltables, pytest, hypothesis, tidecv" || {
+has "import mmengine, numpy, matplotlib, pycocotools, faster_coco_eval, orjson, msgspec, scipy, shapely, terminaltables, pytest, hypothesis, tidecv" || {
   echo "[install] runtime and test requirements"
   pipi -c "$cons" -r "$here/requirements/runtime.txt" -r "$here/requirements/tests.txt" ninja
 }

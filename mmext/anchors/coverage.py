@@ -20,6 +20,8 @@ window of grid positions to enumerate; only those few are evaluated, with
 mmdet's own IoU formula (``BboxOverlaps2D``), in float64, so the numbers agree
 with mmdet run in float64 exactly, not only approximately.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
@@ -33,6 +35,8 @@ UNION_EPS = 1e-6
 #: Pixel slack added to enumeration windows; every position inside is then
 #: checked with the exact formula, so slack only costs time, never accuracy.
 WINDOW_SLACK_PX = 1e-6
+#: Threads over box chunks (numpy's loops release the GIL).
+COVERAGE_THREADS = min(2, os.cpu_count() or 1)
 
 
 @dataclass
@@ -333,7 +337,7 @@ def _image_chunks(image_index: np.ndarray, chunk_size: int) -> List[np.ndarray]:
 def anchor_coverage(boxes: ScaledBoxes,
                     spec: AnchorSpec,
                     with_assigned: bool = True,
-                    chunk_size: int = 16384,
+                    chunk_size: int = 32768,
                     progress: bool = False) -> Coverage:
     """Exact per-GT coverage of ``boxes`` by the anchors of ``spec``.
 
@@ -353,16 +357,20 @@ def anchor_coverage(boxes: ScaledBoxes,
     best_base = np.zeros(n, dtype=np.int64)
     base_anchors = spec.base_anchors()
     chunks = _image_chunks(boxes.image_index, chunk_size)
-    if progress and len(chunks) > 1:
-        from tqdm import tqdm
-        chunks = tqdm(chunks, desc='anchor coverage', unit='chunk')
-    for rows in chunks:
-        m, p, a, lv, bs = _coverage_chunk(boxes.take(rows), spec, base_anchors,
-                                          with_assigned)
-        max_iou[rows], n_pos[rows] = m, p
-        best_level[rows], best_base[rows] = lv, bs
-        if with_assigned:
-            n_assigned[rows] = a
+    # numpy releases the GIL inside its array loops, so independent chunks
+    # in two threads use both cores; results are stored in chunk order
+    with ThreadPoolExecutor(max_workers=COVERAGE_THREADS) as pool:
+        results = pool.map(lambda rows: _coverage_chunk(
+            boxes.take(rows), spec, base_anchors, with_assigned), chunks)
+        if progress and len(chunks) > 1:
+            from tqdm import tqdm
+            results = tqdm(results, total=len(chunks),
+                           desc='anchor coverage', unit='chunk')
+        for rows, (m, p, a, lv, bs) in zip(chunks, results):
+            max_iou[rows], n_pos[rows] = m, p
+            best_level[rows], best_base[rows] = lv, bs
+            if with_assigned:
+                n_assigned[rows] = a
     return Coverage(max_iou, n_pos, n_assigned, best_level, best_base)
 
 

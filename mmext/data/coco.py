@@ -7,14 +7,27 @@ category id or name is an error naming the file, the record and the field
 Annotations that cannot be used are skipped and counted, each with its
 reason.
 
-Speed: the columns are pulled out of the parsed JSON with one list
-comprehension per field and checked with numpy; the per-record Python path
-runs only for the records numpy flags (a 1,000,000-box file reads in a few
-seconds, see ``benchmarks/coco_reader.py``).
+Speed: a file whose annotations are all objects is decoded by msgspec into
+compact records of the fields read (``segmentation`` and other fields are
+skipped unparsed, no dict per box); any other file (NaN tokens, an
+annotation that is a list) is read by the general path. Both give the same
+table (tests). The columns are checked with
+numpy; the per-record Python path runs only for the records numpy flags
+(see ``benchmarks/coco_reader.py`` for a 1,000,000-box file).
 """
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple
+import contextlib
+import gc
+from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
+from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+try:
+    import msgspec
+except ImportError:  # the general path reads every file, only slower
+    msgspec = None
 
 from ..utils import MMExtError, load_json
 from .box_table import BoxTable, SkippedRecord, table_from_columns
@@ -65,42 +78,93 @@ def coco_categories(data: dict, path: str) -> List[Tuple[int, str]]:
     return sorted(out)
 
 
-def _images(data: dict, path: str, skipped: List[SkippedRecord]):
-    """Image keys, sizes and file names; images without a usable size are
-    skipped (their boxes then too)."""
-    imgs = data.get('images')
+#: The image fields load_coco reads and the value a missing one has.
+_IMAGE_FIELDS = dict(id=None, width=None, height=None, file_name='')
+
+
+def _image_fields(imgs, path: str) -> Dict[str, list]:
+    """The general path's image columns (non-objects become ``{}``, which
+    :func:`_images` then names)."""
     _require(isinstance(imgs, list), path,
              "no 'images' list (not a COCO detection file)")
-    keys, widths, heights, names = [], [], [], []
-    seen: Dict[Hashable, int] = {}
+    first_bad = next((n for n, im in enumerate(imgs) if type(im) is not dict),
+                     None)
+    imgs = [im if type(im) is dict else {} for im in imgs]
+    fields = {k: [im.get(k, d) for im in imgs]
+              for k, d in _IMAGE_FIELDS.items()}
+    fields['not_object'] = first_bad
+    return fields
+
+
+def _first_duplicate(keys: list) -> Optional[int]:
+    """Index of the first key that appeared before, or None."""
+    if len(set(keys)) == len(keys):
+        return None
+    seen = set()
+    for n, key in enumerate(keys):
+        if key in seen:
+            return n
+        seen.add(key)
+    return None
+
+
+def _size(value) -> float:
+    """A width or height as a float; NaN unless a positive finite number
+    (bools and strings are not sizes)."""
+    if type(value) not in (int, float):
+        return float('nan')
+    try:
+        value = float(value)
+    except OverflowError:
+        return float('nan')
+    return value if np.isfinite(value) and value > 0 else float('nan')
+
+
+def _images(fields: Dict[str, list], path: str,
+            skipped: List[SkippedRecord]):
+    """Image keys, sizes and file names; images without a usable size are
+    skipped (their boxes then too).
+
+    The first image in file order that is not an object, has an id that is
+    not an int or a string, or repeats an id is an error naming it.
+    """
+    ids = fields['id']
+    bad_id = next((n for n, k in enumerate(ids) if not _is_id(k)), None)
+    not_object = fields.get('not_object')
+    candidates = [n for n in (not_object, bad_id) if n is not None]
+    # a duplicate is only looked for before the first malformed image
+    dup = _first_duplicate(ids[:min(candidates)] if candidates else ids)
+    first = min(candidates + ([dup] if dup is not None else []),
+                default=None)
+    if first is not None:
+        _require(first != not_object, path,
+                 f'images[{first}] is not an object')
+        key = ids[first]
+        _require(first != bad_id, path, f"images[{first}]: 'id' must be an "
+                 f'integer or a string, got {key!r}')
+        _require(False, path, f'images[{first}]: image id {key!r} also in '
+                 f'images[{ids.index(key)}]')
+    widths = np.array([_size(v) for v in fields['width']], dtype=np.float64)
+    heights = np.array([_size(v) for v in fields['height']],
+                       dtype=np.float64)
+    sized = np.isfinite(widths) & np.isfinite(heights)
     unsized = set()
-    for n, im in enumerate(imgs):
-        _require(isinstance(im, dict), path, f'images[{n}] is not an object')
-        key = im.get('id')
-        _require(_is_id(key), path, f"images[{n}]: 'id' must be an integer "
-                 f'or a string, got {key!r}')
-        _require(key not in seen, path, f'images[{n}]: image id {key!r} '
-                 f'also in images[{seen.get(key)}]')
-        seen[key] = n
-        w, h = im.get('width'), im.get('height')
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                   and np.isfinite(v) and v > 0 for v in (w, h)):
-            skipped.append(SkippedRecord(path, f'image id {key}',
-                                         'image without a size'))
-            unsized.add(key)
-            continue
-        name = im.get('file_name', '')
-        keys.append(key)
-        widths.append(float(w))
-        heights.append(float(h))
-        names.append(name if isinstance(name, str) else str(name))
-    return keys, np.array(widths), np.array(heights), names, unsized
+    for n in np.flatnonzero(~sized):
+        skipped.append(SkippedRecord(path, f'image id {ids[n]}',
+                                     'image without a size'))
+        unsized.add(ids[n])
+    keep = np.flatnonzero(sized)
+    names = fields['file_name']
+    keys = [ids[n] for n in keep] if len(keep) < len(ids) else ids
+    names = [names[n] if isinstance(names[n], str) else str(names[n])
+             for n in keep]
+    return keys, widths[keep], heights[keep], names, unsized
 
 
 def _lookup(values: list, table: dict, missing) -> np.ndarray:
     """``table[v]`` for each value (``missing`` for unknown or unhashable)."""
     try:
-        return np.array([table.get(v, missing) for v in values],
+        return np.array(list(map(table.get, values, repeat(missing))),
                         dtype=np.int64)
     except TypeError:  # a list or dict where an id belongs
         out = []
@@ -151,8 +215,127 @@ def _flag(values: list) -> np.ndarray:
                          for v in values], dtype=bool)
 
 
+@dataclass
+class _Annotations:
+    """The annotation fields load_coco uses, one entry per record.
+
+    ``ids`` are the records' own ``id`` values (None where there is none);
+    ``not_object`` marks records that are not JSON objects.
+    """
+    image_id: list
+    category_id: list
+    xywh: np.ndarray
+    is_box: np.ndarray
+    crowd: np.ndarray
+    not_object: np.ndarray
+    ids: list
+
+    def record(self, i: int) -> str:
+        """How a skip message names record ``i``."""
+        aid = self.ids[i]
+        return f'annotation id {aid}' if _is_id(aid) else f'annotations[{i}]'
+
+
+#: The annotation fields load_coco reads and the value a missing one has.
+_FIELDS = dict(image_id=None, category_id=None, bbox=None, iscrowd=0,
+               ignore=0, id=None)
+
+
+def _annotation_columns(fields: Dict[str, list], not_object: np.ndarray
+                        ) -> _Annotations:
+    """The columns of :data:`_FIELDS` (one list each) checked by numpy."""
+    xywh, is_box = _bbox_array(fields['bbox'])
+    return _Annotations(
+        image_id=fields['image_id'], category_id=fields['category_id'],
+        xywh=xywh, is_box=is_box & ~not_object,
+        crowd=_flag(fields['iscrowd']) | _flag(fields['ignore']),
+        not_object=not_object, ids=fields['id'])
+
+
+def _annotations_from_dicts(anns: list) -> _Annotations:
+    """The general path: any parsed JSON list, every oddity kept visible."""
+    not_object = np.array([type(a) is not dict for a in anns], dtype=bool)
+    anns = [a if type(a) is dict else {} for a in anns]
+    return _annotation_columns(
+        {k: [a.get(k, d) for a in anns] for k, d in _FIELDS.items()},
+        not_object)
+
+
+if msgspec is not None:
+
+    class _AnnotationRecord(msgspec.Struct, gc=False):
+        """The annotation fields load_coco reads (:data:`_FIELDS`; a
+        missing one has the general path's default). Values are left
+        untyped so that a bad value is a counted skip, not a slow file;
+        ``gc=False``: records hold no references back, so no cycles."""
+        image_id: Any = None
+        category_id: Any = None
+        bbox: Any = None
+        iscrowd: Any = 0
+        ignore: Any = 0
+        id: Any = None
+
+    class _ImageRecord(msgspec.Struct, gc=False):
+        """The image fields load_coco reads (:data:`_IMAGE_FIELDS`)."""
+        id: Any = None
+        width: Any = None
+        height: Any = None
+        file_name: Any = ''
+
+    class _CocoRecords(msgspec.Struct):
+        """The file's top level; unknown keys (info, licenses) and unknown
+        fields (segmentation, area) are skipped unparsed."""
+        images: List[_ImageRecord]
+        categories: msgspec.Raw
+        annotations: Optional[List[_AnnotationRecord]] = None
+
+    _RECORDS_DECODER = msgspec.json.Decoder(_CocoRecords)
+
+
+def _read_records(path: str) -> Optional[tuple]:
+    """Decode a COCO file whose images and annotations are all objects into
+    compact records (a 1,000,000-box file never becomes a million dicts,
+    which costs seconds and most of a gigabyte).
+
+    Returns:
+        ``(categories, image fields, annotations)`` as :func:`_read_general`,
+        or None for any file this cannot decode: the general path reads it
+        and names its problems.
+    """
+    if msgspec is None:
+        return None
+    try:
+        with open(path, 'rb') as f:
+            doc = _RECORDS_DECODER.decode(f.read())
+        cats = msgspec.json.decode(doc.categories)
+    except (OSError, msgspec.MsgspecError, ValueError, TypeError,
+            RecursionError):
+        return None
+    anns, imgs = doc.annotations or [], doc.images
+    del doc
+    cats = coco_categories(dict(categories=cats), path)
+    image_fields = {k: list(map(attrgetter(k), imgs)) for k in _IMAGE_FIELDS}
+    return cats, image_fields, _annotation_columns(
+        {k: list(map(attrgetter(k), anns)) for k in _FIELDS},
+        np.zeros(len(anns), dtype=bool))
+
+
+def _read_general(path: str) -> tuple:
+    """Parse any JSON; check categories, images, then annotations (the
+    first problem in that order is the error)."""
+    data = load_json(path)
+    _require(isinstance(data, dict), path, 'not a COCO json object')
+    cats = coco_categories(data, path)
+    image_fields = _image_fields(data.get('images'), path)
+    anns = data.get('annotations', [])
+    _require(anns is None or isinstance(anns, list), path,
+             "'annotations' is not a list")
+    return cats, image_fields, _annotations_from_dicts(anns or [])
+
+
 def load_coco(path: str,
-              class_names: Optional[Sequence[str]] = None) -> BoxTable:
+              class_names: Optional[Sequence[str]] = None,
+              fast: bool = True) -> BoxTable:
     """Read boxes from a COCO json the way mmdet's CocoDataset reads them.
 
     Crowd boxes are kept with ``ignore=True`` (mmdet's ``ignore_flag``);
@@ -167,14 +350,37 @@ def load_coco(path: str,
         path: COCO json file.
         class_names: Keep only these categories, in this order (a config's
             ``metainfo.classes``); default: every category, sorted by id.
+        fast: Decode into compact records first (msgspec; the table is
+            the same either way: False forces the general path, which the
+            tests compare it with).
 
     Raises:
         MMExtError: the file is missing, not JSON, not COCO, or malformed
             in a way that would change every number (see module docstring).
     """
-    data = load_json(path)
-    _require(isinstance(data, dict), path, 'not a COCO json object')
-    cats = coco_categories(data, path)
+    with _gc_paused():
+        return _load_coco(path, class_names, fast)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector: building a million records it
+    would walk every live object again and again (0.45 s vs 1.5 s for the
+    1,000,000-box decode); nothing built here forms a cycle."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_coco(path: str, class_names: Optional[Sequence[str]],
+               fast: bool) -> BoxTable:
+    records = _read_records(path) if fast else None
+    cats, image_fields, anns = (records if records is not None else
+                                _read_general(path))
     if class_names is None:
         class_names = [name for _, name in cats]
     _require(len(set(class_names)) == len(class_names), path,
@@ -182,30 +388,21 @@ def load_coco(path: str,
     name_to_label = {n: i for i, n in enumerate(class_names)}
     cat_to_label = {cid: name_to_label.get(name, -2) for cid, name in cats}
     skipped: List[SkippedRecord] = []
-    keys, widths, heights, names, unsized = _images(data, path, skipped)
-    anns = data.get('annotations', [])
-    _require(anns is None or isinstance(anns, list), path,
-             "'annotations' is not a list")
-    # an annotation that is not an object is one unusable record: counted
-    not_object = np.array([type(a) is not dict for a in anns or []],
-                          dtype=bool)
-    anns = [a if type(a) is dict else {} for a in anns or []]
+    keys, widths, heights, names, unsized = _images(image_fields, path,
+                                                    skipped)
     int_keys = all(isinstance(k, int) for k in keys)
     image_ids = (np.array(keys, dtype=np.int64) if int_keys else
                  np.arange(len(keys), dtype=np.int64))
-    index = _lookup([a.get('image_id') for a in anns],
-                    {k: i for i, k in enumerate(keys)}, -1)
-    label = _lookup([a.get('category_id') for a in anns], cat_to_label, -1)
-    xywh, is_box = _bbox_array([a.get('bbox') for a in anns])
-    crowd = _flag([a.get('iscrowd', 0) for a in anns]) | _flag(
-        [a.get('ignore', 0) for a in anns])
-    keep = _annotation_mask(anns, path, index, label, xywh,
-                            is_box & ~not_object, unsized, skipped)
+    index = _lookup(anns.image_id, {k: i for i, k in enumerate(keys)}, -1)
+    label = _lookup(anns.category_id, cat_to_label, -1)
+    xywh = anns.xywh
+    keep = _annotation_mask(anns, path, index, label, unsized, skipped)
     img = np.where(index >= 0, index, 0)
     x1, y1 = xywh[:, 0], xywh[:, 1]
     x2, y2 = x1 + xywh[:, 2], y1 + xywh[:, 3]
-    w_img = widths[img] if len(widths) else np.zeros(len(anns))
-    h_img = heights[img] if len(heights) else np.zeros(len(anns))
+    n = len(index)
+    w_img = widths[img] if len(widths) else np.zeros(n)
+    h_img = heights[img] if len(heights) else np.zeros(n)
     keep &= _box_mask(anns, path, keep, x1, y1, x2, y2, w_img, h_img,
                       skipped)
     cx1, cy1 = np.maximum(x1, 0), np.maximum(y1, 0)
@@ -213,7 +410,7 @@ def load_coco(path: str,
     table = table_from_columns(
         class_names=class_names, image_id=image_ids[img[keep]],
         label=label[keep], boxes=np.stack([cx1, cy1, cx2, cy2], 1)[keep],
-        img_w=w_img[keep], img_h=h_img[keep], ignore=crowd[keep],
+        img_w=w_img[keep], img_h=h_img[keep], ignore=anns.crowd[keep],
         image_ids=image_ids, file_names=names, widths=widths,
         heights=heights, source=path, skipped=skipped,
         image_keys=None if int_keys else keys)
@@ -221,21 +418,16 @@ def load_coco(path: str,
     return table
 
 
-def _ann_record(anns: list, i: int) -> str:
-    aid = anns[i].get('id')
-    return f'annotation id {aid}' if _is_id(aid) else f'annotations[{i}]'
-
-
-def _annotation_mask(anns: list, path: str, index: np.ndarray,
-                     label: np.ndarray, xywh: np.ndarray, is_box: np.ndarray,
-                     unsized: set, skipped: List[SkippedRecord]) -> np.ndarray:
+def _annotation_mask(anns: _Annotations, path: str, index: np.ndarray,
+                     label: np.ndarray, unsized: set,
+                     skipped: List[SkippedRecord]) -> np.ndarray:
     """Annotations with a known, sized image, a known class and 4 numbers."""
-    keep = (index >= 0) & (label >= 0) & is_box
+    keep = (index >= 0) & (label >= 0) & anns.is_box
     for i in np.flatnonzero(~keep):
-        if not anns[i]:
+        if anns.not_object[i]:
             reason = 'annotation is not an object'
         elif index[i] < 0:
-            iid = anns[i].get('image_id')
+            iid = anns.image_id[i]
             hashable = _is_id(iid)
             reason = ('image without a size' if hashable and iid in unsized
                       else 'unknown image id')
@@ -245,12 +437,12 @@ def _annotation_mask(anns: list, path: str, index: np.ndarray,
             reason = 'category not in the classes'
         else:
             reason = 'bbox is not [x, y, w, h] numbers'
-        skipped.append(SkippedRecord(path, _ann_record(anns, i), reason))
+        skipped.append(SkippedRecord(path, anns.record(i), reason))
     label[label < 0] = 0
     return keep
 
 
-def _box_mask(anns: list, path: str, usable: np.ndarray, x1, y1, x2, y2,
+def _box_mask(anns: _Annotations, path: str, usable: np.ndarray, x1, y1, x2, y2,
               w_img, h_img, skipped: List[SkippedRecord]) -> np.ndarray:
     """mmdet's rules for one box, vectorised: skip (counted) or clip."""
     w, h = x2 - x1, y2 - y1
@@ -268,11 +460,11 @@ def _box_mask(anns: list, path: str, usable: np.ndarray, x1, y1, x2, y2,
     for mask, reason in reasons:
         hit = mask & keep & usable
         for i in np.flatnonzero(hit):
-            skipped.append(SkippedRecord(path, _ann_record(anns, i), reason))
+            skipped.append(SkippedRecord(path, anns.record(i), reason))
         keep &= ~hit
     clipped = keep & usable & ((x1 < 0) | (y1 < 0) | (x2 > w_img) |
                                (y2 > h_img))
     for i in np.flatnonzero(clipped):
-        skipped.append(SkippedRecord(path, _ann_record(anns, i),
+        skipped.append(SkippedRecord(path, anns.record(i),
                                      'clipped to the image', kept=True))
     return keep

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from analysis_fixtures import load_tool
 from mmext.data import load_coco
-from mmext.utils import run_cli
+from mmext.utils import MMExtError, run_cli
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
@@ -187,6 +187,42 @@ def test_coco_reader_accounts_for_every_annotation(mutation):
             assert len(table) == len(clean) - 1
         else:
             assert len(table) + _dropped(table) == len(clean) + _dropped(clean)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def _load_either(path: str, fast: bool):
+    """The table, or the one-line error, of one reader path."""
+    try:
+        return load_coco(path, fast=fast)
+    except MMExtError as exc:
+        return str(exc)
+
+
+def assert_same_table(a, b) -> None:
+    """Two BoxTables (or two error messages) are equal field by field."""
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, str):
+        assert a == b
+        return
+    fields_a, fields_b = vars(a), vars(b)
+    assert fields_a.keys() == fields_b.keys()
+    for key, value in fields_a.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, fields_b[key], err_msg=key)
+        else:
+            assert value == fields_b[key], key
+
+
+@FUZZ
+@given(mutation=coco_mutation())
+def test_coco_reader_paths_agree(mutation):
+    """The compact-record path (msgspec) and the general path (any JSON)
+    read a damaged file into the same table, skips and messages included."""
+    tmp = tempfile.mkdtemp()
+    try:
+        bad = _write(tmp, 'bad.json', apply_mutation(clean_coco(), mutation))
+        assert_same_table(_load_either(bad, True), _load_either(bad, False))
     finally:
         shutil.rmtree(tmp)
 
