@@ -15,8 +15,6 @@ table (tests). The columns are checked with
 numpy; the per-record Python path runs only for the records numpy flags
 (see ``benchmarks/coco_reader.py`` for a 1,000,000-box file).
 """
-import contextlib
-import gc
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
@@ -30,6 +28,7 @@ except ImportError:  # the general path reads every file, only slower
     msgspec = None
 
 from ..utils import MMExtError, load_json
+from ..utils.gc_pause import gc_paused
 from .box_table import BoxTable, SkippedRecord, table_from_columns
 
 
@@ -358,22 +357,9 @@ def load_coco(path: str,
         MMExtError: the file is missing, not JSON, not COCO, or malformed
             in a way that would change every number (see module docstring).
     """
-    with _gc_paused():
+    # a million records: the collector would walk them again and again
+    with gc_paused():
         return _load_coco(path, class_names, fast)
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Pause the cyclic garbage collector: building a million records it
-    would walk every live object again and again (0.45 s vs 1.5 s for the
-    1,000,000-box decode); nothing built here forms a cycle."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_coco(path: str, class_names: Optional[Sequence[str]],
