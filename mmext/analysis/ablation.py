@@ -187,7 +187,8 @@ def write_ablation(base_path: str, new_path: str, out_dir: str,
         keys changed, commands), ``compare`` (the compare_runs command).
 
     Raises:
-        MMExtError: a config does not load, or the two are identical.
+        MMExtError: a config does not load, the two are identical, or NEW
+            lacks a top-level key of BASE.
     """
     diff = diff_configs(base_path, new_path)
     changes = [c for c in diff.changes if not BOOKKEEPING.search(c.key)]
@@ -199,6 +200,15 @@ def write_ablation(base_path: str, new_path: str, out_dir: str,
         raise MMExtError(f'{new_path}: no change against {base_path}')
     base = load_config(base_path).to_dict()
     new = load_config(new_path).to_dict()
+    removed = sorted({_raw_path(c)[0] for c in written if _raw_path(c)}
+                     & (set(base) - set(new)))
+    if removed:
+        # a config that _base_-s BASE inherits every top-level key
+        raise MMExtError(
+            f'{new_path}: has no {", ".join(map(repr, removed[:4]))}'
+            f'{" ..." if len(removed) > 4 else ""} of {base_path}; a config '
+            'built on BASE cannot remove a top-level key (ablate configs '
+            'of one detector)')
     os.makedirs(out_dir, exist_ok=True)
     arms = []
     for group in GROUPS:

@@ -8,13 +8,12 @@ mmdet's CocoMetric with ``classwise=True`` names per-class AP
 every key with ``teacher/`` or ``student/``.
 """
 import glob
-import json
 import math
 import os
 import re
 from typing import Dict, List, Optional, Sequence
 
-from ..utils import MMExtError, load_json
+from ..utils import MMExtError, load_json, read_jsonl
 
 _PER_CLASS_SUFFIX = '_precision'
 _LOG_VAL_LINE = re.compile(r'(?:Iter|Epoch)\(val\)')
@@ -46,17 +45,10 @@ def _scalars_records(work_dir: str) -> List[Dict[str, float]]:
     records = []
     for path in sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data',
                                               'scalars.json'))):
-        with open(path, encoding='utf-8') as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    raise MMExtError(f'{path}: line {n} is not JSON') from None
-                if isinstance(rec, dict) and _is_validation(rec):
-                    records.append({k: _to_float(v) for k, v in rec.items()
-                                    if _to_float(v) is not None})
+        for rec in read_jsonl(path):
+            if _is_validation(rec):
+                records.append({k: _to_float(v) for k, v in rec.items()
+                                if _to_float(v) is not None})
     return records
 
 

@@ -18,7 +18,7 @@ numpy; the per-record Python path runs only for the records numpy flags
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 

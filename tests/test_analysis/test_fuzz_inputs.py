@@ -261,6 +261,42 @@ def test_evaluation_tools_on_bad_ground_truth(mutation):
         shutil.rmtree(tmp)
 
 
+def _write_images(folder: str, gt: dict) -> str:
+    """Black PNGs of the clean ground truth's image sizes, in ``folder``."""
+    import cv2
+    os.makedirs(folder, exist_ok=True)
+    for im in gt['images']:
+        cv2.imwrite(os.path.join(folder, im['file_name']),
+                    np.zeros((im['height'], im['width'], 3), np.uint8))
+    return folder
+
+
+@FUZZ
+@given(mutation=coco_mutation())
+def test_check_dataset_on_bad_ground_truth(mutation):
+    """check_dataset --ann: one line, or a verdict in which every record the
+    reader drops is reported (a non-passing check counts it)."""
+    tmp = tempfile.mkdtemp()
+    try:
+        gt = clean_coco()
+        images = _write_images(os.path.join(tmp, 'images'), gt)
+        bad = _write(tmp, 'gt_bad.json', apply_mutation(gt, mutation))
+        out = os.path.join(tmp, 'out')
+        code, _, err = run_tool('check_dataset', [
+            '--ann', bad, '--img-dir', images, '--out-dir', out,
+            '--num-drawn', '0'])
+        assert_clean_outcome(code, err, bad, ok_codes=(0, 1))
+        if code == 2:
+            return
+        with open(os.path.join(out, 'checks.json')) as f:
+            checks = json.load(f)['checks']
+        reported = sum(c['count'] for c in checks
+                       if c['status'] in ('warn', 'fail'))
+        assert reported >= _dropped(load_coco(bad)), checks
+    finally:
+        shutil.rmtree(tmp)
+
+
 @st.composite
 def result_mutation(draw):
     index = draw(st.integers(0, 35))
@@ -520,6 +556,13 @@ def test_bad_configs(tiny_demo_root, lines, base):
         code, _, err = run_tool('anchor_fit', [
             path, '--num-ratios', '0', '--data-root', tiny_demo_root])
         assert_clean_outcome(code, err, path)
+        code, _, err = run_tool('ablate', [
+            faster, path, '--out-dir', os.path.join(tmp, 'ablate')])
+        assert_clean_outcome(code, err, path)
+        code, _, err = run_tool('check_dataset', [
+            path, '--data-root', tiny_demo_root, '--skip-pipeline',
+            '--num-drawn', '0', '--out-dir', os.path.join(tmp, 'cd')])
+        assert_clean_outcome(code, err, path, ok_codes=(0, 1))
     finally:
         shutil.rmtree(tmp)
 
@@ -569,6 +612,9 @@ def test_damaged_work_dirs(demo_eval_run, data, how, cut, line):
             ('report', [work, '--out', os.path.join(tmp, 'r', 'r.html')]),
             ('compare_runs', [f'a={work}', f'b={work}', '--out-dir',
                               os.path.join(tmp, 'cmp'), '--resamples', '20']),
+            ('investigate', [work, '--config', cfg, '--data-root',
+                             demo_eval_run['data_root'], '--no-anchor-search',
+                             '--out-dir', os.path.join(tmp, 'inv')]),
         ]
         for tool, argv in runs:
             code, _, err = run_tool(tool, argv)
