@@ -459,6 +459,11 @@ def test_bad_mmdet_pickles(n, field, value, shape):
         for tool in ('threshold_sweep', 'error_breakdown'):
             code, _, err = run_tool(tool, [path, '--gt', gt_path])
             assert_clean_outcome(code, err, path)
+        code, _, err = run_tool('check_dataset', [
+            '--ann', gt_path, '--img-dir', _write_images(
+                os.path.join(tmp, 'images'), gt), '--predictions', path,
+            '--num-drawn', '0', '--out-dir', os.path.join(tmp, 'cd')])
+        assert_clean_outcome(code, err, path, ok_codes=(0, 1))
     finally:
         shutil.rmtree(tmp)
 
