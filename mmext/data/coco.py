@@ -119,6 +119,21 @@ def _size(value) -> float:
     return value if np.isfinite(value) and value > 0 else float('nan')
 
 
+def _sizes(values: list) -> np.ndarray:
+    """:func:`_size` of each value, as float64 (one numpy pass when every
+    value is an int or a float, as in any file a tool wrote)."""
+    if set(map(type, values)) <= {int, float}:
+        try:
+            sizes = np.array(values, dtype=np.float64)
+        except OverflowError:  # an int beyond float64
+            pass
+        else:
+            with np.errstate(invalid='ignore'):
+                sizes[~(np.isfinite(sizes) & (sizes > 0))] = np.nan
+            return sizes
+    return np.array([_size(v) for v in values], dtype=np.float64)
+
+
 def _images(fields: Dict[str, list], path: str,
             skipped: List[SkippedRecord]):
     """Image keys, sizes and file names; images without a usable size are
@@ -143,9 +158,7 @@ def _images(fields: Dict[str, list], path: str,
                  f'integer or a string, got {key!r}')
         _require(False, path, f'images[{first}]: image id {key!r} also in '
                  f'images[{ids.index(key)}]')
-    widths = np.array([_size(v) for v in fields['width']], dtype=np.float64)
-    heights = np.array([_size(v) for v in fields['height']],
-                       dtype=np.float64)
+    widths, heights = _sizes(fields['width']), _sizes(fields['height'])
     sized = np.isfinite(widths) & np.isfinite(heights)
     unsized = set()
     for n in np.flatnonzero(~sized):
