@@ -129,3 +129,25 @@ def test_neu_det_matches_its_readme(neu_det_root):
     # every resolved file name exists on disk
     assert all(os.path.isfile(os.path.join(neu_det_root, 'IMAGES', f))
                for f in t.file_names)
+
+
+def test_image_sizes_vectorised_equal_the_per_value_rule():
+    """The one-pass size conversion agrees with the per-value rule on any
+    mix of numbers, bools, strings, None, NaN/inf and huge ints."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mmext.data.coco import _size, _sizes
+    value = st.one_of(st.integers(-10, 10**6), st.integers(10**300, 10**400),
+                      st.floats(allow_nan=True, allow_infinity=True),
+                      st.booleans(), st.none(), st.text(max_size=3))
+    numbers = st.one_of(st.integers(-10, 10**6),
+                        st.floats(allow_nan=True, allow_infinity=True))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.one_of(st.lists(value, max_size=8), st.lists(numbers, max_size=8)))
+    def check(values):
+        expected = np.array([_size(v) for v in values], dtype=np.float64)
+        np.testing.assert_array_equal(_sizes(values), expected)
+
+    check()
