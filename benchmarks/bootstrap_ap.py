@@ -23,7 +23,6 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests', 'test_analysis'))
 
 
 def main(argv=None) -> int:

@@ -42,6 +42,8 @@ import subprocess
 import sys
 import time
 
+from mmext.runs import files
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = {
     'demo': osp.join(ROOT, 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py'),
@@ -213,7 +215,7 @@ def run_logged(cmd: list, log: str, stop_when=None) -> None:
 
 
 def predict(arm: str, seed: int, work: str, args) -> str:
-    out = osp.join(work, 'eval', 'predictions.pkl')
+    out = osp.join(work, files.PREDICTIONS)
     if not osp.isfile(out):
         cmd = [sys.executable, 'tools/test.py', arm_config(arm, seed, args),
                osp.join(work, f'iter_{args.iters}.pth'), '--work-dir',
@@ -263,7 +265,7 @@ def val_gt_json(args) -> str:
 def find_budget(args) -> int:
     """Train the control once for --iters (its own folder under OUT) and
     report the first validation whose teacher mAP50 reaches the target."""
-    from mmext.analysis.metrics_reader import read_work_dir_validations
+    from mmext.runs.validations import read_work_dir_validations
     from mmext.utils.errors import MMExtError
     args.out = osp.join(args.out, 'find_budget')
 

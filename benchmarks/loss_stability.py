@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from mmext.runs import files
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py')
 
@@ -91,13 +93,13 @@ def train(arm: str, args) -> str:
 
 def hook_warnings(work: str) -> list:
     """(iteration, message) of every LossStabilityHook warning in the log."""
-    from mmext.analysis.run_report import read_warnings
+    from mmext.runs.log_warnings import read_warnings
     return [(w['iter'], w['message']) for w in read_warnings(work)
             if 'LossStabilityHook' in w['message']]
 
 
 def windows(work: str) -> list:
-    path = osp.join(work, 'loss_stability.jsonl')
+    path = osp.join(work, files.LOSS_STABILITY)
     if not osp.isfile(path):
         return []
     with open(path) as f:

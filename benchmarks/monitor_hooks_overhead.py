@@ -24,15 +24,13 @@ import time
 from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
-from helpers import tiny_semi_config  # noqa: E402
-
-from mmext.data.demo_dataset import make_demo_dataset  # noqa: E402
-from mmext.engine import build_runner  # noqa: E402
-from mmext.hooks import (AnchorMatchStatsHook, ClassAPTrackerHook,  # noqa: E402
+from mmext.data.demo_dataset import make_demo_dataset
+from mmext.engine import build_runner
+from mmext.engine.tiny_config import tiny_semi_config
+from mmext.hooks import (AnchorMatchStatsHook, ClassAPTrackerHook,
                          LossStabilityHook)
-from mmext.hooks.safe_hook import LIFECYCLE_METHODS  # noqa: E402
+from mmext.hooks.safe_hook import LIFECYCLE_METHODS
 
 MONITORS = (LossStabilityHook, ClassAPTrackerHook, AnchorMatchStatsHook)
 

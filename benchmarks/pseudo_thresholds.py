@@ -46,6 +46,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from mmext.runs import files
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 DEMO = osp.join(ROOT, 'configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py')
@@ -114,7 +116,7 @@ def train_arm(arm: str, args) -> str:
 
 def predict_arm(arm: str, work: str, args) -> str:
     """The final teacher's predictions on the val set (tools/test.py --out)."""
-    out = osp.join(work, 'eval', 'predictions.pkl')
+    out = osp.join(work, files.PREDICTIONS)
     if osp.isfile(out):
         return out
     cmd = [sys.executable, 'tools/test.py', arm_config(arm, args),
@@ -143,10 +145,10 @@ def bootstrap_rows(works: dict, preds: dict, args) -> dict:
 
 def arm_summary(work: str, window: int) -> dict:
     """Per-class cls-stage precision/recall, counts and final teacher AP."""
-    from mmext.analysis.metrics_reader import (classwise_ap,
-                                               read_work_dir_validations)
-    from mmext.hooks.pseudo_label_record import read_records
-    records = read_records(osp.join(work, 'pseudo_label_stats.jsonl'))
+    from mmext.runs.pseudo_records import (precision, read_records, recall,
+                                           window_totals)
+    from mmext.runs.validations import classwise_ap, read_work_dir_validations
+    records = read_records(osp.join(work, files.PSEUDO_LABEL_STATS))
     last_iter = records[-1]['iter']
     recent = [r for r in records if r['first_iter'] > last_iter - window]
     names = records[-1]['classes']
@@ -156,14 +158,12 @@ def arm_summary(work: str, window: int) -> dict:
     ap = classwise_ap(val, names).get('teacher', {})
     out['mAP'] = val.get('teacher/coco/bbox_mAP')
     out['mAP50'] = val.get('teacher/coco/bbox_mAP_50')
+    totals = window_totals(recent)
     for name in names:
-        tp = sum(r['tp']['cls'][name] for r in recent)
-        fp = sum(r['fp']['cls'][name] for r in recent)
-        gt = sum(r['num_gt'][name] for r in recent)
         out['classes'][name] = {
-            'cls_boxes': int(sum(r['counts']['cls'][name] for r in recent)),
-            'precision': tp / (tp + fp) if tp + fp else None,
-            'recall': tp / gt if gt else None,
+            'cls_boxes': int(totals['counts']['cls'][name]),
+            'precision': precision(totals, 'cls', name),
+            'recall': recall(totals, 'cls', name),
             'ap': ap.get(name)}
     out['without_pseudo'] = [n for n, c in out['classes'].items()
                              if c['cls_boxes'] == 0]

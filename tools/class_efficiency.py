@@ -27,7 +27,7 @@ from mmext.analysis.class_efficiency import (DEFAULT_STATUS_THRESHOLDS,
                                              class_efficiency,
                                              count_ap_correlation,
                                              efficiency_cells)
-from mmext.analysis.metrics_reader import (classwise_ap, pick_validation,
+from mmext.runs.validations import (classwise_ap, pick_validation,
                                            read_metrics_json,
                                            read_work_dir_validations)
 from mmext.analysis.report import (format_markdown, format_table,

@@ -72,7 +72,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def run_classes(work_dir: str) -> List[str]:
     """Class names of a run, from the config mmengine dumped into it."""
-    from mmext.analysis.pseudo_threshold_config import find_run_config
+    from mmext.runs import find_run_config
     from mmext.utils.config import (load_config, metainfo_classes,
                                     train_dataset_cfg)
     if not osp.isdir(work_dir):

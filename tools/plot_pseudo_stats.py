@@ -30,11 +30,12 @@ import os.path as osp
 from typing import List, Optional
 
 from mmext.analysis.report import format_table, write_csv, write_json
-from mmext.hooks.pseudo_label_record import (THRESHOLD_COLUMNS,
-                                             format_recommendation,
-                                             read_records,
-                                             recommend_thresholds,
-                                             window_arrays)
+from mmext.runs.files import PSEUDO_LABEL_STATS
+from mmext.runs.pseudo_records import (THRESHOLD_COLUMNS,
+                                       format_recommendation, kept_ratio,
+                                       precision, read_records, recall,
+                                       recommend_thresholds, window_arrays,
+                                       window_totals)
 from mmext.utils import MMExtError, run_cli
 from mmext.viz.pseudo_plots import format_threshold
 from mmext.utils.cli import fraction, output_dir, output_file, positive_int
@@ -93,27 +94,18 @@ def stage_table(records: List[dict]) -> List[dict]:
 
     Counts are summed over ``records`` before dividing.
     """
-    last = records[-1]
+    totals = window_totals(records)
     rows = []
-    for name in last['classes'] + ['all']:
-        def total(key, stage):
-            return sum(sum(r[key][stage].values()) if name == 'all'
-                       else r[key][stage][name] for r in records
-                       if key in r)
-        raw = total('counts', 'raw')
+    for name in totals['classes'] + ['all']:
+        raw = totals['counts']['raw'][name]
         row = {'class': name, 'raw': int(raw),
-               'per_img': raw / max(1, sum(r['num_images'] for r in records))}
-        for stage in last['stages'][1:]:
-            row[f'kept_{stage}'] = (total('counts', stage) / raw
-                                    if raw else None)
-        if 'tp' in last:
+               'per_img': raw / max(1, totals['num_images'])}
+        for stage in totals['stages'][1:]:
+            row[f'kept_{stage}'] = kept_ratio(totals, stage, name)
+        if 'tp' in records[-1]:
             for stage in ('raw', 'cls'):
-                tp, fp = total('tp', stage), total('fp', stage)
-                num_gt = sum(sum(r['num_gt'].values()) if name == 'all'
-                             else r['num_gt'][name] for r in records
-                             if 'num_gt' in r)
-                row[f'prec_{stage}'] = tp / (tp + fp) if tp + fp else None
-                row[f'rec_{stage}'] = tp / num_gt if num_gt else None
+                row[f'prec_{stage}'] = precision(totals, stage, name)
+                row[f'rec_{stage}'] = recall(totals, stage, name)
         rows.append(row)
     return rows
 
@@ -122,7 +114,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     path = args.work_dir
     if osp.isdir(path):
-        path = osp.join(path, 'pseudo_label_stats.jsonl')
+        path = osp.join(path, PSEUDO_LABEL_STATS)
     if not osp.isfile(path):
         raise MMExtError(f'{path}: no such file (is PseudoLabelStatsHook in '
                          'the custom_hooks of the run?)')
@@ -183,13 +175,14 @@ def write_config(args: argparse.Namespace, stats_path: str,
                  rows: List[dict], first_iter: int) -> None:
     """Write --write-config from the recommendation rows."""
     from mmext.analysis.pseudo_threshold_config import (
-        TARGET_COLUMNS, find_run_config, recommendation_header,
+        TARGET_COLUMNS, recommendation_header,
         write_threshold_config)
     column = TARGET_COLUMNS[args.target]
     if all(r.get(column) is None for r in rows):
         raise MMExtError(f'{stats_path}: no class has a {args.target} '
                          'recommendation (precision needs gt_ann_file in '
                          'PseudoLabelStatsHook); try --target kept-ratio')
+    from mmext.runs import find_run_config
     cfg_path = args.config or find_run_config(osp.dirname(stats_path))
     warmup = first_iter if args.warmup_iters == 'auto' else args.warmup_iters
     header = recommendation_header(rows, args.target, stats_path)

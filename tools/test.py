@@ -16,6 +16,7 @@ from mmengine.config import DictAction
 
 from mmext.engine import (build_runner, close_process_group, drop_train_only_hooks,
                           prepare_config)
+from mmext.compat import mark_weights_loaded
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 from mmext.utils.cli import output_dir, output_file
@@ -52,7 +53,7 @@ def check_checkpoint_matches(runner, checkpoint: str, config: str) -> None:
         raise MMExtError(f'{checkpoint}: does not match the model of '
                          f'{config} ({first})') from None
     # the weights are in: mmengine's test() must not load them again
-    runner._has_loaded = True
+    mark_weights_loaded(runner)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

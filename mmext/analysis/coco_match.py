@@ -266,15 +266,15 @@ def _fce_matched_at(ev, iou_thr: float) -> dict:
     ``iou_thr`` alone, on the IoUs and datasets ``ev`` already prepared
     (preparing them is most of its time).
     """
-    p = ev._paramsEval
+    from ..compat import cocoeval_params, fce_evaluate_accumulate
+    p = cocoeval_params(ev)
     if len(p.iouThrs) == 1:
         return ev.eval['matched']
-    from faster_coco_eval import faster_eval_api_cpp as cpp
     one = copy.deepcopy(p)
     one.iouThrs = np.asarray([iou_thr], dtype=np.float64)
     cat_ids = p.catIds if p.useCats else [-1]
     ious = [[ev.ious[i, c] for c in cat_ids] for i in p.imgIds]
-    return cpp.COCOevalEvaluateAccumulate(
+    return fce_evaluate_accumulate()(
         one, ious, ev.gt_dataset, ev.dt_dataset, p.imgIds, p.catIds,
         bool(p.useCats))['matched']
 

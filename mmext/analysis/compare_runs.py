@@ -25,33 +25,30 @@ Success criteria (:func:`parse_expectation`), as a user writes them:
 """
 import math
 import operator
-import os.path as osp
 import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils import MMExtError, read_jsonl
-from .metrics_reader import classwise_ap, read_work_dir_validations
+from ..runs import WorkDir, files
+from ..runs.pseudo_records import kept_ratio, precision, window_totals
+from ..runs.validations import (classwise_ap, map_key_prefix,
+                                monitored_map_key, read_work_dir_validations)
+from ..utils import MMExtError
 
 def _mean(values: Sequence[float]) -> Optional[float]:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(vals)) if vals else None
 
 
-def _read_jsonl(path: str) -> List[dict]:
-    return read_jsonl(path) if osp.isfile(path) else []
-
-
 def _validation_metrics(work_dir: str, class_names: Sequence[str]) -> dict:
     """Final and best per-class AP (teacher, student), mAP, mAP50, history."""
     records = read_work_dir_validations(work_dir)
-    key = next((k for k in ('teacher/coco/bbox_mAP', 'coco/bbox_mAP')
-                if any(k in r for r in records)), None)
+    key = monitored_map_key(records)
     if key is None:
         raise MMExtError(f'{work_dir}: validations log no bbox_mAP')
-    prefix = key[:-len('coco/bbox_mAP')]
+    prefix = map_key_prefix(key)
     best = max((r for r in records if key in r and not math.isnan(r[key])),
                key=lambda r: r[key])
     out = {}
@@ -74,8 +71,9 @@ def _validation_metrics(work_dir: str, class_names: Sequence[str]) -> dict:
 
 def _pseudo_metrics(work_dir: str, class_names: Sequence[str],
                     window: int) -> dict:
-    path = osp.join(work_dir, 'pseudo_label_stats.jsonl')
-    recs = _read_jsonl(path)[-window:]
+    run = WorkDir(work_dir)
+    path = run.file(files.PSEUDO_LABEL_STATS)
+    recs = run.records(files.PSEUDO_LABEL_STATS)[-window:]
     try:
         return _pseudo_totals(recs, class_names)
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
@@ -87,25 +85,20 @@ def _pseudo_totals(recs: List[dict], class_names: Sequence[str]) -> dict:
     out = {}
     if not recs:
         return out
-    for stage in recs[-1].get('stages', [])[1:]:
+    totals = window_totals(recs)
+    for stage in totals['stages'][1:]:
         for name in list(class_names) + ['all']:
-            def total(key, st):
-                return sum((sum(r[key][st].values()) if name == 'all'
-                            else r[key][st].get(name, 0)) for r in recs
-                           if key in r and st in r[key])
-            raw = total('counts', 'raw')
-            out[f'kept_ratio_{stage}/{name}'] = (
-                total('counts', stage) / raw if raw else None)
+            out[f'kept_ratio_{stage}/{name}'] = kept_ratio(totals, stage, name)
             if 'tp' in recs[-1]:
-                tp, fp = total('tp', stage), total('fp', stage)
-                out[f'precision_{stage}/{name}'] = (
-                    tp / (tp + fp) if tp + fp else None)
+                out[f'precision_{stage}/{name}'] = precision(
+                    totals, stage, name)
     return out
 
 
 def _anchor_metrics(work_dir: str, class_names: Sequence[str]) -> dict:
-    path = osp.join(work_dir, 'anchor_match_stats.jsonl')
-    recs = _read_jsonl(path)
+    run = WorkDir(work_dir)
+    path = run.file(files.ANCHOR_MATCH_STATS)
+    recs = run.records(files.ANCHOR_MATCH_STATS)
     out = {}
     if not recs:
         return out
@@ -126,21 +119,7 @@ def _number(v) -> Optional[float]:
 
 
 def _loss_metrics(work_dir: str, window: int) -> dict:
-    import glob
-    import json
-    losses = []
-    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))):
-        with open(path, encoding='utf-8') as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                value = rec.get('loss') if isinstance(rec, dict) else None
-                if isinstance(value, (int, float)) and math.isfinite(value):
-                    losses.append(float(value))
-    last = np.asarray(losses[-window:], float)
+    last = np.asarray(WorkDir(work_dir).losses()[-window:], float)
     if not last.size:
         return {}
     mean = float(last.mean())

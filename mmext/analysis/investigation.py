@@ -15,6 +15,7 @@ import pprint
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..runs import files
 from ..utils import MMExtError, read_jsonl
 from .findings import Evidence, Finding, apply_rules
 
@@ -67,7 +68,7 @@ def _read_config(ctx: Context) -> None:
 
     from ..utils.config import metainfo_classes, set_data_root, \
         train_dataset_cfg
-    from .pseudo_threshold_config import find_run_config
+    from ..runs.work_dir import find_run_config
     try:
         ctx.config_path = ctx.config_path or find_run_config(ctx.work_dir)
         ctx.cfg = Config.fromfile(ctx.config_path)
@@ -91,19 +92,20 @@ def _read_config(ctx: Context) -> None:
 
 
 def _read_validation(ctx: Context) -> None:
-    from .metrics_reader import classwise_ap, read_work_dir_validations
+    from ..runs.validations import (classwise_ap, map_key_prefix,
+                                    monitored_map_key, monitored_model,
+                                    read_work_dir_validations)
     try:
         records = read_work_dir_validations(ctx.work_dir)
     except MMExtError as exc:
         ctx.skip('validation', str(exc))
         return
-    key = next((k for k in ('teacher/coco/bbox_mAP', 'coco/bbox_mAP')
-                if any(k in r for r in records)), None)
+    key = monitored_map_key(records)
     if key is None or not ctx.evidence.class_names:
         ctx.skip('validation', f'{ctx.work_dir}: no bbox_mAP logged' if key
                  is None else 'no class names (no config)')
         return
-    model = key.split('/')[0] if key.startswith('teacher/') else 'model'
+    model = monitored_model(key)
     names = ctx.evidence.class_names
     per_record = [(r, classwise_ap(r, names).get(model, {}))
                   for r in records if key in r]
@@ -115,11 +117,10 @@ def _read_validation(ctx: Context) -> None:
         best = max(history, key=lambda h: h[1]) if history else (None, None)
         out[name] = dict(ap=last_ap.get(name) if _valid(last_ap.get(name))
                          else None, best_ap=best[1], best_iter=best[0])
-    prefix = key[:-len('coco/bbox_mAP')]
+    prefix = map_key_prefix(key)
     out['all'] = dict(mAP=last.get(key),
                       mAP50=last.get(f'{prefix}coco/bbox_mAP_50'),
-                      iter=last.get('step'),
-                      model='teacher' if model == 'teacher' else 'model')
+                      iter=last.get('step'), model=model)
     ctx.evidence.validation = out
 
 
@@ -138,13 +139,12 @@ def _monitor_file(ctx: Context, name: str, analysis: str,
 
 
 def _read_pseudo(ctx: Context) -> None:
-    path = _monitor_file(ctx, 'pseudo_label_stats.jsonl', 'pseudo labels',
+    path = _monitor_file(ctx, files.PSEUDO_LABEL_STATS, 'pseudo labels',
                          'no PseudoLabelStatsHook, or not a Soft Teacher run')
     if path is None:
         return
-    from ..hooks.pseudo_label_record import (read_records,
-                                             recommend_thresholds,
-                                             window_arrays)
+    from ..runs.pseudo_records import (read_records, recommend_thresholds,
+                                       window_arrays)
     try:
         window = read_records(path)[-PSEUDO_WINDOW:]
         pseudo = _pseudo_summary(window)
@@ -168,24 +168,20 @@ def _read_pseudo(ctx: Context) -> None:
 
 def _pseudo_summary(records: List[dict]) -> dict:
     """Counts per stage and class, cls precision, summed over ``records``."""
-    last = records[-1]
-    names = last['classes']
-    counts = {stage: {n: int(sum(r['counts'][stage][n] for r in records))
-                      for n in names} for stage in last['stages']}
-    precision = None
-    if all('tp' in r for r in records):
-        precision = {}
-        for n in names:
-            tp = sum(r['tp']['cls'][n] for r in records)
-            fp = sum(r['fp']['cls'][n] for r in records)
-            precision[n] = tp / (tp + fp) if tp + fp else None
-    return dict(counts=counts, precision=precision,
-                thresholds=last.get('thresholds', {}),
-                iters=(records[0].get('first_iter'), last['iter']))
+    from ..runs.pseudo_records import precision, window_totals
+    totals = window_totals(records)
+    names = totals['classes']
+    counts = {stage: {n: int(by_class[n]) for n in names}
+              for stage, by_class in totals['counts'].items()}
+    cls_precision = None
+    if totals['gt_records'] == len(records):
+        cls_precision = {n: precision(totals, 'cls', n) for n in names}
+    return dict(counts=counts, precision=cls_precision,
+                thresholds=totals['thresholds'], iters=totals['iters'])
 
 
 def _read_anchors(ctx: Context) -> None:
-    path = _monitor_file(ctx, 'anchor_match_stats.jsonl', 'anchor matching',
+    path = _monitor_file(ctx, files.ANCHOR_MATCH_STATS, 'anchor matching',
                          'no AnchorMatchStatsHook in the run')
     if path is None:
         return
@@ -199,8 +195,8 @@ def _read_anchors(ctx: Context) -> None:
 
 
 def _read_stability(ctx: Context) -> None:
-    from .run_report import read_warnings
-    path = _monitor_file(ctx, 'loss_stability.jsonl', 'loss stability',
+    from ..runs.log_warnings import read_warnings
+    path = _monitor_file(ctx, files.LOSS_STABILITY, 'loss stability',
                          'no LossStabilityHook, or a version before it '
                          'wrote one')
     if path is not None:
@@ -224,7 +220,7 @@ def _read_config_check(ctx: Context) -> None:
 
 def _find_predictions(ctx: Context) -> None:
     if ctx.predictions is None:
-        found = osp.join(ctx.work_dir, 'eval', 'predictions.pkl')
+        found = osp.join(ctx.work_dir, files.PREDICTIONS)
         if osp.isfile(found):
             ctx.predictions = found
     if ctx.predictions is None:
@@ -605,6 +601,6 @@ def investigate(ctx: Context, progress: bool = True) -> dict:
                   for i, f in enumerate(findings, 1)],
         actions=[a.__dict__ for a in actions],
         skipped=ctx.skipped)
-    write_json(content, osp.join(ctx.out_dir, 'findings.json'))
+    write_json(content, osp.join(ctx.out_dir, osp.basename(files.FINDINGS)))
     content['report'] = report
     return content

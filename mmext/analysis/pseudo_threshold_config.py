@@ -26,19 +26,6 @@ TARGET_COLUMNS = {'precision': 'thr_for_precision',
 STAGE_KEY = {'rpn': 'rpn_pseudo_thr', 'cls': 'cls_pseudo_thr'}
 
 
-def find_run_config(work_dir: str) -> str:
-    """The config mmengine dumped into a work_dir (the newest ``*.py``).
-
-    Raises:
-        MMExtError: the work_dir holds no ``.py`` config.
-    """
-    found = sorted(glob.glob(osp.join(work_dir, '*.py')), key=osp.getmtime)
-    if not found:
-        raise MMExtError(f'{work_dir}: no config (*.py) in the work_dir; '
-                         'pass --config')
-    return found[-1]
-
-
 def _per_class(value, num_classes: int, what: str) -> List[float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [float(value)] * num_classes

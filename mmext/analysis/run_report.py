@@ -17,7 +17,6 @@ Malformed lines (an unreadable findings.json) are skipped and counted, never
 fatal.
 """
 import base64
-import glob
 import html
 import io
 import json
@@ -26,12 +25,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+from mmext.runs import files
+from mmext.runs.log_warnings import read_warnings
+from mmext.runs.scalars import read_jsonl_lenient, scalar_series
 from mmext.utils import MMExtError
 
-LOG_LINE = re.compile(r'^(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) - \S+ - '
-                      r'(?P<level>[A-Z]+) - (?P<message>.*)$')
-ITER_IN_MESSAGE = re.compile(r'\biter(?:ation)?s?\s*[:=]?\s*(\d+)', re.I)
-ITER_IN_PROGRESS = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/')
 LOSS_KEY = re.compile(r'(^|_)loss')
 
 
@@ -67,92 +65,6 @@ class RunData:
         """(steps, values) of one scalar key."""
         points = self.scalars.get(key, [])
         return [p[0] for p in points], [p[1] for p in points]
-
-
-def read_jsonl(path: str, skipped: Dict[str, int]) -> List[dict]:
-    """JSON objects of a JSON-lines file; bad lines are counted, not fatal.
-
-    Args:
-        path: The file.
-        skipped: Counter dict, incremented under the file's base name.
-    """
-    records = []
-    with open(path, errors='replace') as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                name = os.path.basename(path)
-                skipped[name] = skipped.get(name, 0) + 1
-    return records
-
-
-def run_folders(work_dir: str) -> List[str]:
-    """The ``<timestamp>`` folders mmengine made in ``work_dir``, oldest first."""
-    found = glob.glob(os.path.join(work_dir, '*', 'vis_data'))
-    found += glob.glob(os.path.join(work_dir, '*', '*.log'))
-    return sorted({os.path.dirname(p) for p in found})
-
-
-def read_scalars(work_dir: str, skipped: Dict[str, int]
-                 ) -> Dict[str, List[Tuple[int, float]]]:
-    """Merge ``vis_data/scalars.json`` of all runs; a later run wins a step.
-
-    Args:
-        work_dir: The run's work_dir.
-        skipped: Counter for unreadable lines.
-
-    Returns:
-        Key -> sorted list of (step, value).
-    """
-    merged: Dict[str, Dict[int, float]] = {}
-    for folder in run_folders(work_dir):
-        path = os.path.join(folder, 'vis_data', 'scalars.json')
-        if not os.path.isfile(path):
-            continue
-        for record in read_jsonl(path, skipped):
-            step = record.get('step', record.get('iter'))
-            if not isinstance(step, (int, float)):
-                continue
-            for key, value in record.items():
-                if key in ('step', 'iter', 'epoch') or not isinstance(
-                        value, (int, float)):
-                    continue
-                merged.setdefault(key, {})[int(step)] = float(value)
-    return {k: sorted(v.items()) for k, v in merged.items()}
-
-
-def read_warnings(work_dir: str) -> List[dict]:
-    """Every WARNING line of the run's text logs, with time and iteration.
-
-    The iteration is the one the message names (``iter 1200``), else the
-    last ``Iter(train) [N/...]`` progress line before it, else None.
-    """
-    warnings = []
-    for folder in run_folders(work_dir):
-        for path in sorted(glob.glob(os.path.join(folder, '*.log'))):
-            last_iter = None
-            with open(path, errors='replace') as f:
-                for line in f:
-                    progress = ITER_IN_PROGRESS.search(line)
-                    if progress:
-                        last_iter = int(progress.group(1))
-                    match = LOG_LINE.match(line.rstrip('\n'))
-                    if not match or match['level'] not in ('WARNING',
-                                                           'ERROR'):
-                        continue
-                    named = ITER_IN_MESSAGE.search(match['message'])
-                    warnings.append(dict(
-                        time=match['time'], level=match['level'],
-                        iter=int(named.group(1)) if named else last_iter,
-                        message=match['message']))
-    return warnings
 
 
 def read_investigation(path: str, skipped: Dict[str, int]
@@ -215,9 +127,9 @@ def load_run(work_dir: str) -> RunData:
     if not os.path.isdir(work_dir):
         raise MMExtError(f'{work_dir}: not a folder')
     data = RunData(work_dir=work_dir)
-    data.scalars = read_scalars(work_dir, data.skipped)
+    data.scalars = scalar_series(work_dir, data.skipped)
     data.warnings = read_warnings(work_dir)
-    ap_path = os.path.join(work_dir, 'class_ap_history.json')
+    ap_path = os.path.join(work_dir, files.CLASS_AP_HISTORY)
     if os.path.isfile(ap_path):
         try:
             with open(ap_path) as f:
@@ -226,14 +138,14 @@ def load_run(work_dir: str) -> RunData:
                              if isinstance(h, dict) and 'classes' in h]
             data.watch_classes = list(content.get('watch_classes', []))
         except (json.JSONDecodeError, AttributeError):
-            data.skipped['class_ap_history.json'] = 1
-    for name, attr in (('anchor_match_stats.jsonl', 'anchor_stats'),
-                       ('pseudo_label_stats.jsonl', 'pseudo_label_stats'),
-                       ('loss_stability.jsonl', 'loss_windows')):
+            data.skipped[files.CLASS_AP_HISTORY] = 1
+    for name, attr in ((files.ANCHOR_MATCH_STATS, 'anchor_stats'),
+                       (files.PSEUDO_LABEL_STATS, 'pseudo_label_stats'),
+                       (files.LOSS_STABILITY, 'loss_windows')):
         path = os.path.join(work_dir, name)
         if os.path.isfile(path):
-            setattr(data, attr, read_jsonl(path, data.skipped))
-    findings_path = os.path.join(work_dir, 'investigation', 'findings.json')
+            setattr(data, attr, read_jsonl_lenient(path, data.skipped))
+    findings_path = os.path.join(work_dir, files.FINDINGS)
     if os.path.isfile(findings_path):
         data.investigation = read_investigation(findings_path, data.skipped)
     if not (data.scalars or data.warnings or data.class_ap

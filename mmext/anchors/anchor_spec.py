@@ -76,10 +76,8 @@ class AnchorSpec:
         """mmdet's ``AnchorGenerator`` for these anchors."""
         # not through mmdet.models' __init__ (every detector, seaborn: 2-3 s
         # of a tool that only reads annotations)
-        from mmext.utils.leaf_import import import_leaf
-        AnchorGenerator = import_leaf(
-            'mmdet.models.task_modules.prior_generators.anchor_generator',
-            skip='mmdet.models').AnchorGenerator
+        from mmext.compat import import_anchor_generator
+        AnchorGenerator = import_anchor_generator()
         cfg = self.generator_cfg()
         cfg.pop('type')
         return AnchorGenerator(**cfg)

@@ -17,6 +17,7 @@ from mmdet.registry import HOOKS
 from mmengine import dist
 from mmengine.logging import print_log
 
+from ..runs.files import ANCHOR_MATCH_STATS
 from .safe_hook import SafeHook
 
 STAGES = ('rpn', 'rcnn')
@@ -115,7 +116,7 @@ class AnchorMatchStatsHook(SafeHook):
     legacy_state_keys = ('mmext_anchor_match_stats', )
 
     def __init__(self, interval: int = 50,
-                 out_file: str = 'anchor_match_stats.jsonl') -> None:
+                 out_file: str = ANCHOR_MATCH_STATS) -> None:
         if interval < 1:
             raise ValueError(f'AnchorMatchStatsHook: interval must be >= 1, '
                              f'got {interval}')

@@ -11,57 +11,17 @@ import csv
 import json
 import math
 import os
-import re
 from typing import Dict, List, Optional, Sequence
 
 from mmdet.registry import HOOKS
 from mmengine import dist
 from mmengine.logging import print_log
 
+from ..runs.files import CLASS_AP_HISTORY, CLASS_AP_HISTORY_CSV
+from ..runs.validations import parse_class_metrics
 from .safe_hook import SafeHook
 
 WARNING = 30
-# CocoMetric(classwise=True) writes 'coco/<Class>_precision' (AP@[.5:.95]) and
-# 'coco/bbox_mAP'; mmdet's TeacherStudentValLoop prefixes 'teacher/' and
-# 'student/' (mmdet/engine/runner/loops.py).
-CLASS_KEY = re.compile(r'^(?:(?P<model>[^/]+)/)?(?P<prefix>[^/]+)/'
-                       r'(?P<cls>.+)_precision$')
-
-
-def parse_class_metrics(metrics: Dict[str, float], metric: str = 'bbox'
-                        ) -> Dict[str, dict]:
-    """Split a validation metrics dict into per-model per-class AP.
-
-    Args:
-        metrics: The ``metrics`` of ``after_val_epoch``.
-        metric: CocoMetric's metric name (``'bbox'``); the overall AP key is
-            ``<prefix>/<metric>_mAP``.
-
-    Returns:
-        ``{model: {'mAP': float or None, 'classes': {class: AP}}}`` where
-        model is ``'teacher'``/``'student'`` under TeacherStudentValLoop and
-        ``''`` otherwise. AP values are in [0, 1]; NaN (class absent from the
-        val set) is kept as None.
-    """
-    out: Dict[str, dict] = {}
-    for key, value in metrics.items():
-        match = CLASS_KEY.match(key)
-        if not match:
-            continue
-        model, prefix = match['model'] or '', match['prefix']
-        entry = out.setdefault(model, dict(mAP=None, classes={}))
-        entry['classes'][match['cls']] = _number(value)
-        overall = '/'.join(p for p in (model, prefix, f'{metric}_mAP') if p)
-        entry['mAP'] = _number(metrics.get(overall))
-    return out
-
-
-def _number(value) -> Optional[float]:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def mAP_drop_warning(history: Sequence[dict], max_drop: float
@@ -208,7 +168,7 @@ class ClassAPTrackerHook(SafeHook):
         """
         history = [h for h in state.get('history', [])
                    if h['iter'] <= runner.iter]
-        on_disk = os.path.join(runner.work_dir, 'class_ap_history.json')
+        on_disk = os.path.join(runner.work_dir, CLASS_AP_HISTORY)
         if os.path.isfile(on_disk):
             with open(on_disk) as f:
                 known = {(h['iter'], h['model']) for h in history}
@@ -237,11 +197,11 @@ class ClassAPTrackerHook(SafeHook):
                       level=WARNING)
 
     def _write(self, work_dir: str) -> None:
-        with open(os.path.join(work_dir, 'class_ap_history.json'), 'w') as f:
+        with open(os.path.join(work_dir, CLASS_AP_HISTORY), 'w') as f:
             json.dump(dict(watch_classes=self.watch_classes,
                            history=self.history), f, indent=1)
         write_history_csv(self.history,
-                          os.path.join(work_dir, 'class_ap_history.csv'))
+                          os.path.join(work_dir, CLASS_AP_HISTORY_CSV))
         if self.plot:
             from mmext.viz.monitor_plots import plot_class_ap_progression
             fig = plot_class_ap_progression(self.history, self.watch_classes)

@@ -28,6 +28,8 @@ from mmengine import dist
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
+from ..compat import save_checkpoint_now
+from ..runs.files import LOSS_STABILITY
 from .safe_hook import SafeHook
 
 WARNING = 30
@@ -221,7 +223,7 @@ class LossStabilityHook(SafeHook):
                  plateau_key: str = 'loss',
                  cv_thr: Optional[float] = None,
                  cv_increase_thr: Optional[float] = None,
-                 out_file: str = 'loss_stability.jsonl',
+                 out_file: str = LOSS_STABILITY,
                  stop_on_nonfinite: bool = True,
                  stop_on_unstable: bool = False,
                  stop_on_plateau: bool = False) -> None:
@@ -376,7 +378,7 @@ class LossStabilityHook(SafeHook):
             ckpt_hook.every_n_train_iters(runner, ckpt_hook.interval,
                                           ckpt_hook.save_begin))
         if ckpt_hook is not None and not due:
-            ckpt_hook._save_checkpoint(runner)
+            save_checkpoint_now(ckpt_hook, runner)
         self._warn(runner, 'training stopped with a final checkpoint')
 
     def _check_window(self, runner, cvs: Dict[str, float]) -> None:

@@ -71,8 +71,9 @@ from mmengine.logging import print_log
 from ..data import load_coco
 from ..utils import MMExtError
 from ..utils.config import is_labeled, iter_leaf_datasets
-from .pseudo_label_record import (format_recommendation,
-                                  recommend_thresholds, tally_record)
+from ..runs.files import PSEUDO_LABEL_STATS
+from ..runs.pseudo_records import format_recommendation, recommend_thresholds
+from .pseudo_label_record import tally_record
 from .pseudo_label_tally import (ImageGT, PseudoLabelTally,
                                  stage_boxes_of_image, stages_for, tally_image)
 from .safe_hook import SafeHook
@@ -149,7 +150,7 @@ class PseudoLabelStatsHook(SafeHook):
                  target_kept_ratio: float = 0.3,
                  recommend_window: int = 5,
                  hub_per_class_stages: Sequence[str] = ('cls', ),
-                 out_file: str = 'pseudo_label_stats.jsonl',
+                 out_file: str = PSEUDO_LABEL_STATS,
                  rank_files: bool = False) -> None:
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')

@@ -6,7 +6,7 @@ import pytest
 
 from analysis_fixtures import load_tool
 from mmext.analysis.class_efficiency import class_efficiency, status_word
-from mmext.analysis.metrics_reader import (classwise_ap, pick_validation,
+from mmext.runs.validations import (classwise_ap, pick_validation,
                                            read_work_dir_validations)
 from mmext.utils import MMExtError, run_cli
 
