@@ -15,7 +15,18 @@ change in its correct mmext form:
   recommendation was measured at); ``--perclass-form proportion`` uses the
   adaptive proportion policy instead;
 - ``all``: the three together (anchors and focal on top of the perclass
-  config).
+  config);
+- ``calibrated``: calibrated per-class thresholds (``PerClassSoftTeacher``
+  with ``dict(type='calibrated')`` at the rpn and cls stages, precision
+  target 0.5 at 90% confidence, ``TeacherCompetenceHook``), the stock
+  thresholds until the first validation and for classes below the target;
+- ``burnin``: ``SupervisedBurnInHook`` (unsupervised weight 0 for the first
+  quarter of the budget, ramped back over the next twentieth);
+- ``burnin_calibrated``: both, the calibration from the end of the burn-in.
+
+``--write-effects`` writes the comparison into mmext's measured-effects file
+(``mmext/analysis/measured_effects.json``), which ``tools/investigate.py``
+shows beside each action.
 
 Every arm trains ``--seeds`` times (``randomness.seed``) for ``--iters``
 iterations with tools/train.py, is evaluated with tools/test.py --out and
@@ -54,6 +65,9 @@ PROPORTION = ("dict(_delete_=True, type='proportion', warmup_thr=0.5, "
               "floor=0.15, ceiling=0.9)")
 FOCAL = ("dict(_delete_=True, type='SoftmaxFocalLoss', gamma=3.5, "
          "alpha=0.75, loss_weight=2.5)")
+#: A calibrated policy at a stage whose stock threshold is THR.
+CALIBRATED = ("dict(_delete_=True, type='calibrated', warmup_thr={thr}, "
+              "precision_target=0.5, confidence=0.9, warmup_iters={start})")
 USER_EXPECT = ['Severe_Rust:ap>=0.03', 'Chipped:ap>=0.08', 'kept_ratio_cls:up',
                'no_pos_share:down', 'mAP:up']
 
@@ -120,7 +134,21 @@ def arm_config(arm: str, seed: int, args) -> str:
         parts.append('model.semi_train_cfg.pseudo_label_initial_score_thr = 0.15')
         parts.append(f'model.semi_train_cfg.rpn_pseudo_thr = {PROPORTION}')
         parts.append(f'model.semi_train_cfg.cls_pseudo_thr = {PROPORTION}')
-    if not parts and arm not in ('stock', 'perclass'):
+    extra_hooks = []
+    burn_in = args.iters // 4 if arm in ('burnin', 'burnin_calibrated') else 0
+    if burn_in:
+        extra_hooks.append(dict(type='SupervisedBurnInHook',
+                                burn_in_iters=burn_in,
+                                ramp_iters=args.iters // 20))
+    if arm in ('calibrated', 'burnin_calibrated'):
+        from mmengine.config import Config
+        semi = Config.fromfile(base).model.semi_train_cfg
+        parts.append("model.type = 'PerClassSoftTeacher'")
+        for key in ('rpn_pseudo_thr', 'cls_pseudo_thr'):
+            parts.append(f'model.semi_train_cfg.{key} = ' + CALIBRATED.format(
+                thr=float(semi[key]), start=burn_in))
+        extra_hooks.append(dict(type='TeacherCompetenceHook'))
+    if not parts and not extra_hooks and arm not in ('stock', 'perclass'):
         raise SystemExit(f'unknown arm {arm!r}')
     model = {}
     for line in parts:
@@ -131,7 +159,9 @@ def arm_config(arm: str, seed: int, args) -> str:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
     text = f'_base_ = [{base!r}]\n'
-    text += 'custom_hooks = ' + _fixed_budget_hooks(base, adaptive) + '\n'
+    text += 'custom_hooks = ' + _fixed_budget_hooks(
+        base, adaptive or arm in ('calibrated', 'burnin_calibrated'),
+        extra_hooks) + '\n'
     if model:
         text += 'model = ' + _render(model) + '\n'
     path = osp.join(args.out, 'configs',
@@ -142,15 +172,18 @@ def arm_config(arm: str, seed: int, args) -> str:
     return path
 
 
-def _fixed_budget_hooks(base: str, threshold_hook: bool) -> str:
+def _fixed_budget_hooks(base: str, threshold_hook: bool,
+                        extra_hooks: list = ()) -> str:
     """The base's custom hooks without EarlyStoppingHook (and with the
-    adaptive thresholds' PseudoThresholdHook); mmengine replaces lists."""
+    adaptive thresholds' PseudoThresholdHook, and ``extra_hooks``); mmengine
+    replaces lists."""
     import pprint
     from mmengine.config import Config
     hooks = [h for h in Config.fromfile(base).to_dict()['custom_hooks']
              if h.get('type') != 'EarlyStoppingHook']
     if threshold_hook:
         hooks.insert(1, dict(type='PseudoThresholdHook'))
+    hooks += list(extra_hooks)
     return pprint.pformat(hooks, sort_dicts=False)
 
 
@@ -262,6 +295,19 @@ def val_gt_json(args) -> str:
     return path
 
 
+def write_effects(args, argv: list) -> None:
+    """The comparison's regimes into mmext/analysis/measured_effects.json."""
+    from mmext.analysis.measured_effects import (EFFECTS_FILE, merge_regimes,
+                                                 regimes_from_compare)
+    with open(osp.join(args.out, 'compare', 'compare.json')) as f:
+        compare = json.load(f)
+    command = 'python benchmarks/does_it_help.py ' + ' '.join(argv)
+    regimes = regimes_from_compare(compare, args.dataset, args.iters,
+                                   args.seeds, command)
+    merge_regimes(regimes)
+    print(f'wrote {len(regimes)} regime(s) into {EFFECTS_FILE}')
+
+
 def find_budget(args) -> int:
     """Train the control once for --iters (its own folder under OUT) and
     report the first validation whose teacher mAP50 reaches the target."""
@@ -312,6 +358,9 @@ def main(argv=None) -> int:
     parser.add_argument('--find-budget', type=float, metavar='MAP50')
     parser.add_argument('--val-interval', type=int, default=200,
                         help='validate every N iterations (200)')
+    parser.add_argument('--write-effects', action='store_true',
+                        help="write the comparison into mmext's "
+                        'measured-effects file (investigate shows it)')
     args = parser.parse_args(argv)
     args.out = args.out or osp.join(ROOT, f'work_dirs/does_it_help_{args.dataset}')
     if args.dataset == 'demo':
@@ -332,6 +381,8 @@ def main(argv=None) -> int:
            '--gt', val_gt_json(args), '--out-dir',
            osp.join(args.out, 'compare'), '--expect', *USER_EXPECT]
     rc = subprocess.run(cmd, cwd=ROOT).returncode
+    if rc == 0 and args.write_effects:
+        write_effects(args, sys.argv[1:] if argv is None else argv)
     print(f'does_it_help: {len(args.arms)} arms x {len(args.seeds)} seeds x '
           f'{args.iters} iterations in {(time.time() - start) / 60:.1f} min '
           '(runs already trained are not retrained)', flush=True)

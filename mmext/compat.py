@@ -9,6 +9,7 @@ Tested versions (the versions the suite runs on; ``requirements/`` pins
 them): :data:`TESTED`.
 """
 import importlib.metadata
+import re
 from typing import Callable, Dict, Tuple
 
 from .utils import MMExtError
@@ -22,12 +23,16 @@ TESTED: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]] = {
 
 
 def _version_tuple(text: str) -> Tuple[int, ...]:
+    """``'1.8.0+cu121'`` -> (1, 8, 0); a pre-release suffix ends the tuple
+    (``'1.0.0rc1'`` -> (1, 0, 0))."""
     parts = []
     for piece in text.split('+')[0].split('.'):
-        digits = ''.join(ch for ch in piece if ch.isdigit())
-        if not digits:
+        match = re.match(r'\d+', piece)
+        if not match:
             break
-        parts.append(int(digits))
+        parts.append(int(match.group()))
+        if match.end() < len(piece):
+            break
     return tuple(parts)
 
 

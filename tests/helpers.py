@@ -49,13 +49,8 @@ def run_torchrun_training(cfg: Config, cfg_path: str, work_dir: str,
 
 def read_scalars(work_dir: str) -> list:
     """Every record of the run's ``vis_data/scalars.json`` files, in order."""
-    import glob
-    import json
-    rows = []
-    for path in sorted(glob.glob(os.path.join(work_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as f:
-            rows += [json.loads(line) for line in f if line.strip()]
-    return rows
+    from mmext.runs.scalars import scalar_records
+    return list(scalar_records(work_dir))
 
 
 def read_log_text(work_dir: str) -> str:

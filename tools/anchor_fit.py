@@ -16,9 +16,13 @@ Examples:
     python tools/anchor_fit.py --ann datasets/defects/data.yaml --scale 640 640 \\
         --out-dir work_dirs/yolo_anchor_fit
 Writes OUT_DIR/anchor_fit.json, box_stats.csv, coverage.csv, ratio_hist.png,
-coverage.png and anchors_<objective>_k<K>.py: with a config, a config that
-_base_s it and overrides only the RPN anchor generator; without, an
-anchor_generator snippet.
+coverage.png and, when the change is worth a training run (objective +0.02
+or the worst class's boxes without a positive anchor -5 points),
+anchors_<objective>_k<K>.py: with a config, a config that _base_s it and
+overrides only the RPN anchor generator; without, an anchor_generator
+snippet. Otherwise it says "no change recommended" and writes no config.
+Without a config the training scale is asked for (--scale or
+--original-size).
 """
 import argparse
 import os
@@ -58,6 +62,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--scale', type=positive_int, nargs=2, metavar=('W', 'H'),
                         help='fixed train scale (keep_ratio); default: the config '
                         'resize, or the original size')
+    parser.add_argument('--original-size', action='store_true',
+                        help='measure at the original image size (without a '
+                        'config, --scale or this is required: mmdet resizes '
+                        'the boxes before the anchors see them)')
     parser.add_argument('--no-keep-ratio', action='store_true',
                         help='--scale resizes to exactly W x H')
     parser.add_argument('--strides', type=positive_float, nargs='+', help='anchor strides (px)')
@@ -152,6 +160,7 @@ def _print_report(res: dict, spec_ratios) -> None:
         print(f"\nrecommended ratios ({RATIO_NOTE}): {rec['ratios']}  scales: {rec['scales']}")
         print(f"objective '{rec['objective']}' on all boxes: current {obj['current']:.4f} "
               f"-> recommended {obj['recommended']:.4f}")
+        print(f"verdict: {rec['verdict']}")
 
 
 def _write_outputs(res: dict, args, inputs) -> List[str]:
@@ -168,7 +177,7 @@ def _write_outputs(res: dict, args, inputs) -> List[str]:
                              ['anchors', 'scale'] + COV_COLUMNS))
     written += _write_plots(res, inputs, out)
     rec = res.get('recommendation')
-    if rec:
+    if rec and rec['worth_a_run']:
         name = f"anchors_{rec['objective']}_k{rec['num_ratios']}.py"
         obj = rec['objective_all_boxes']
         header = (f"Written by tools/anchor_fit.py: RPN anchor ratios (h/w) chosen for "
@@ -217,12 +226,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.ann and args.voc_dir:
         raise MMExtError('give --ann or --voc-dir, not both')
+    if args.scale and args.original_size:
+        raise MMExtError('give --scale or --original-size, not both')
     inputs = load_fit_inputs(
         config=args.config, data_root=args.data_root, ann=args.ann or args.voc_dir,
         img_dir=args.img_dir, scale=args.scale, keep_ratio=not args.no_keep_ratio,
         strides=args.strides, ratios=args.ratios, scales=args.scales,
         pos_iou_thr=args.pos_iou_thr, min_pos_iou=args.min_pos_iou,
         pad_divisor=args.pad_divisor)
+    if not args.config and not args.scale and not args.original_size:
+        raise MMExtError(
+            f'{args.ann or args.voc_dir}: give the training scale, --scale W '
+            'H (e.g. 1333 800 for mmdet\'s Faster R-CNN), or --original-size: '
+            'without a config anchor_fit cannot know how the boxes are '
+            'resized before they meet the anchors')
     res = fit_anchors(inputs, args.num_ratios, args.objective, args.search_scales,
                       args.search_boxes, progress=not args.no_progress, seed=args.seed)
     _print_report(res, inputs.spec.ratios)

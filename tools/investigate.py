@@ -11,8 +11,18 @@ class efficiency), applies the rules of mmext.analysis.findings and writes
                              strength of evidence and expected AP impact,
                              likely root causes, actions, what to monitor
     OUT_DIR/findings.json    the same, machine-readable
-    OUT_DIR/actions/*.py     one config per action (per-class pseudo
-                             thresholds, anchor ratios, focal loss, ...)
+    OUT_DIR/actions/*.py     one config per action (calibrated pseudo
+                             thresholds, supervised burn-in, anchor ratios,
+                             ...) and 00_control.py, the control on the
+                             same random stream
+
+Pseudo-label advice is gated on the teacher's measured competence: its
+precision on the labeled validation set (predictions, or the
+TeacherCompetenceHook's teacher_competence.jsonl). A class whose precision
+never reaches --precision-target is reported as not yet detectable, with
+supervised-side actions, never a lower threshold. Every action shows what
+mmext's own benchmarks measured it to do, and an action measured to hurt is
+ranked last and says so.
 
 OUT_DIR defaults to WORK_DIR/investigation; tools/report.py WORK_DIR puts
 the findings at the top of the HTML run report. What could not run is listed
@@ -50,8 +60,18 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--no-anchor-search', action='store_true',
                         help="do not run anchor_fit's search for the anchor "
                         'action (it reads the labeled train boxes)')
+    parser.add_argument('--precision-target', type=fraction, default=0.5,
+                        help="teacher validation precision (as a one-sided "
+                        "lower confidence bound) at which a class's pseudo "
+                        'threshold may be calibrated; a class below it is '
+                        'reported as not yet detectable (0.5)')
+    parser.add_argument('--confidence', type=fraction, default=0.9,
+                        help='confidence of that Wilson bound (0.9)')
     parser.add_argument('--out-dir', type=output_dir, help='default WORK_DIR/investigation')
     args = parser.parse_args(argv)
+    if not 0.5 <= args.confidence < 1:
+        raise MMExtError(f'--confidence must be in [0.5, 1), got '
+                         f'{args.confidence}')
     if not 0 <= args.deploy_thr <= 1:
         raise MMExtError(f'--deploy-thr must be in [0, 1], got '
                          f'{args.deploy_thr}')
@@ -66,7 +86,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                   config_path=args.config, data_root=args.data_root,
                   predictions=args.predictions, gt=args.gt,
                   deploy_thr=args.deploy_thr,
-                  anchor_search=not args.no_anchor_search)
+                  anchor_search=not args.no_anchor_search,
+                  precision_target=args.precision_target,
+                  confidence=args.confidence)
     content = investigate(ctx)
     print()
     print(content['report'])

@@ -16,6 +16,8 @@ unusual enough to be a typo. The checks:
   the number of logits the head gives the loss.
 - ``loss-params``: gamma < 0, alpha outside [0, 1], loss_weight <= 0, and
   gamma in (0, 1) in mmdet's FocalLoss (NaN gradient on saturated logits).
+- ``focal-settings``: a focal loss with gamma > 2 or loss_weight > 2, outside
+  what published semi-supervised detectors use (and measured to hurt).
 - ``anchors``: anchor ratios or scales <= 0, extreme or repeated ratios;
   RoI extractor strides that are not the RPN's.
 - ``pseudo-thresholds``: Soft Teacher thresholds outside [0, 1]; per-class
@@ -199,12 +201,46 @@ def check_loss_params(head: HeadInfo) -> List[ConfigFinding]:
         if not 0.0 <= a <= 1.0:
             findings.append(ConfigFinding('error', 'loss-params', f'{key}.alpha',
                                           f'alpha {a} outside [0, 1]'))
+    findings += _focal_outside_published(loss, key)
     weight = loss.get('loss_weight', 1.0)
     if weight is not None and float(weight) <= 0:
         findings.append(ConfigFinding('warning', 'loss-params', f'{key}.loss_weight',
                                       f'loss_weight {weight} <= 0 disables or '
                                       f'inverts the loss'))
     return findings
+
+
+#: Focal settings beyond these are outside what published semi-supervised
+#: detectors use (Unbiased Teacher: softmax focal, gamma 1.5, R-CNN head only).
+PUBLISHED_MAX_GAMMA = 2.0
+PUBLISHED_MAX_LOSS_WEIGHT = 2.0
+
+
+def _focal_outside_published(loss: dict, key: str) -> List[ConfigFinding]:
+    """A focal loss with gamma > 2 or loss_weight > 2: legal, but unlike any
+    published SSOD detector, and measured by mmext to hurt."""
+    if 'Focal' not in str(loss.get('type', '')):
+        return []
+    gammas = _values(loss['gamma']) if loss.get('gamma') is not None else []
+    weight = loss.get('loss_weight', 1.0)
+    high_gamma = any(g > PUBLISHED_MAX_GAMMA for g in gammas)
+    high_weight = weight is not None and float(weight) > \
+        PUBLISHED_MAX_LOSS_WEIGHT
+    if not (high_gamma or high_weight):
+        return []
+    what = ' and '.join(
+        part for part, on in ((f'gamma {max(gammas):g} > '
+                               f'{PUBLISHED_MAX_GAMMA:g}', high_gamma),
+                              (f'loss_weight {float(weight):g} > '
+                               f'{PUBLISHED_MAX_LOSS_WEIGHT:g}', high_weight))
+        if on)
+    return [ConfigFinding(
+        'warning', 'focal-settings', key,
+        f'{loss.get("type")} with {what}: outside what published '
+        'semi-supervised detectors use (Unbiased Teacher: softmax focal, '
+        'gamma 1.5, R-CNN head only); mmext measured SoftmaxFocalLoss with '
+        'gamma 3.5, alpha 0.75, loss_weight 2.5 to lower every class on the '
+        'demo and NEU-DET (benchmarks/README.md, does_it_help.py)')]
 
 
 def _all_datasets(cfg: Config) -> Iterator[Tuple[str, dict]]:

@@ -16,15 +16,24 @@ Ranking (:func:`rank_findings`): by strength of evidence first
 - ``moderate``: measured, but on few cases or a small effect;
 - ``weak``: a heuristic or a correlation;
 
-then by expected AP impact, an upper bound on the mAP a fix can add (0-1
-scale): for an error type the mAP50 its oracle fix adds (the error
-breakdown, TIDE's definition); for a finding about some classes the mAP
-they would add at the mean AP of the other classes (:func:`_ap_gap`); for a
-class whose AP fell, its drop from its best. None where nothing bounds it.
+then by expected AP impact, an upper bound on what a fix can add (0-1
+scale), always from a measured oracle and named with its metric
+(``impact_metric``): for an error type, or for classes the fix would give
+more detections, the mAP50 that TIDE's oracle fix of those errors adds (the
+error breakdown: fixing every missed box of the classes); for a class whose
+AP fell, its drop from its best (mAP). None where nothing measured bounds it.
+
+Pseudo-label findings are gated on the teacher's measured competence
+(``Evidence.competence``: its precision on the labeled validation set at
+every score threshold, :mod:`mmext.runs.teacher_competence`). A class whose
+precision reaches the target at some threshold has a threshold that is too
+strict (action: the calibrated threshold); a class whose teacher never
+reaches it cannot yet be detected, and lowering its threshold would feed the
+student mostly wrong boxes (actions on the supervised side instead).
 """
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 STRENGTHS = ('certain', 'strong', 'moderate', 'weak')
 #: Cases (boxes, GT instances) a count needs before it is "strong".
@@ -62,6 +71,10 @@ class Evidence:
         sweep: Per class ``{'best_f1_thr', 'best_f1', 'f1_at_deployed'}`` and
             ``deployed_thr`` under the key ``'all'``.
         efficiency: Rows of :func:`class_efficiency` (one model).
+        competence: Per class, :func:`mmext.runs.teacher_competence.
+            class_competence` rows of the teacher on the labeled validation
+            set, plus ``_source`` (where they were measured) and
+            ``_target``/``_confidence`` (the precision bound asked for).
         config_findings: ``ConfigFinding.to_dict()`` of check_config.
         stability: LossStabilityHook windows (``loss_stability.jsonl``).
         nonfinite: LossStabilityHook's non-finite-loss warnings.
@@ -77,6 +90,7 @@ class Evidence:
     config_findings: Optional[List[dict]] = None
     stability: Optional[List[dict]] = None
     nonfinite: Optional[List[str]] = None
+    competence: Optional[Dict[str, dict]] = None
 
 
 @dataclass
@@ -87,8 +101,9 @@ class Finding:
         rule: The rule's registered name.
         title: One line, with the classes.
         strength: One of :data:`STRENGTHS`.
-        impact: Upper bound on the mAP gain of the fix (0-1 scale), None
-            if unknown (see the module docstring).
+        impact: Upper bound on the gain of the fix (0-1 scale) in
+            ``impact_metric``, None if nothing measured bounds it (see the
+            module docstring).
         classes: The classes concerned (empty: the whole run).
         evidence: One sentence with the numbers.
         tool: The mmext tool that shows the numbers.
@@ -109,6 +124,7 @@ class Finding:
     action: str
     monitor: str
     numbers: dict = field(default_factory=dict)
+    impact_metric: str = 'mAP'
 
     def to_dict(self) -> dict:
         """Plain dict (JSON-ready)."""
@@ -151,19 +167,126 @@ def _fmt_classes(items: Sequence[str]) -> str:
         ', '.join(items[:-1]) + ' and ' + items[-1]
 
 
-def _ap_gap(evidence: Evidence, classes: Sequence[str]) -> Optional[float]:
-    """Mean AP of the other classes minus that of ``classes`` (>= 0): what
-    bringing them to the others' level would add to mAP, per class, / K."""
-    val = evidence.validation
-    if not val:
+def _missed_dap(evidence: Evidence, classes: Sequence[str]
+                ) -> Optional[float]:
+    """mAP50 that fixing every missed GT box of ``classes`` adds (TIDE's
+    oracle, from the error breakdown): an upper bound on what more
+    detections of those classes can give. None without predictions."""
+    rows = [r for r in evidence.errors or [] if r.get('class') != 'all']
+    if not rows:
         return None
-    aps = {n: val[n].get('ap') for n in evidence.class_names if n in val}
-    mine = [aps[c] for c in classes if aps.get(c) is not None]
-    rest = [v for n, v in aps.items() if n not in classes and v is not None]
-    if not mine or not rest or not aps:
-        return None
-    gap = (sum(rest) / len(rest) - sum(mine) / len(mine)) * len(mine)
-    return max(0.0, gap / len(aps))
+    gain = sum(r.get('dap_missed', 0.0) for r in rows
+               if r['class'] in classes)
+    return max(0.0, gain / len(rows))
+
+
+def split_by_competence(evidence: Evidence, classes: Sequence[str]
+                        ) -> Tuple[List[str], List[str], List[str]]:
+    """``classes`` split into (the teacher reaches the precision target at
+    some threshold, it never does, not measured)."""
+    comp = evidence.competence or {}
+    can = [c for c in classes if c in comp and comp[c]['competent']]
+    cannot = [c for c in classes if c in comp and not comp[c]['competent']]
+    unknown = [c for c in classes if c not in comp]
+    return can, cannot, unknown
+
+
+def _competence_target(evidence: Evidence) -> str:
+    comp = evidence.competence or {}
+    return (f'precision >= {comp.get("_target", 0.5):g} at '
+            f'{comp.get("_confidence", 0.9):.0%} confidence')
+
+
+def _can_detect_text(evidence: Evidence, names: Sequence[str]) -> str:
+    comp = evidence.competence
+    return ', '.join(
+        f'{n}: precision {comp[n]["precision_at_target"]:.2f}, recall '
+        f'{_fmt_share(comp[n]["recall_at_target"])} at score '
+        f'{comp[n]["thr_at_target"]:.2f}' for n in names)
+
+
+def _cannot_detect_text(evidence: Evidence, names: Sequence[str]) -> str:
+    comp = evidence.competence
+    parts = []
+    for n in names:
+        c = comp[n]
+        best = ('no detection at all' if c['best_precision'] is None else
+                f'best precision {c["best_precision"]:.2f} (of '
+                f'{c["best_precision_boxes"]} kept boxes; lower bound '
+                f'{c["best_lower_bound"]:.2f})')
+        parts.append(f'{n}: {best}')
+    return '; '.join(parts)
+
+
+def _fmt_share(value) -> str:
+    return '-' if value is None else f'{value:.2f}'
+
+
+def _threshold_findings(evidence: Evidence, classes: Sequence[str],
+                        rule: str, problem: str, numbers: dict,
+                        strength: str) -> List['Finding']:
+    """The competence-gated findings of classes whose pseudo labels a
+    threshold governs: too strict where the teacher is competent, a
+    supervised problem where it is not, unmeasured otherwise."""
+    can, cannot, unknown = split_by_competence(evidence, classes)
+    source = (evidence.competence or {}).get('_source', '')
+    out = []
+    if can:
+        out.append(Finding(
+            rule=rule, title=f'the pseudo-label threshold is too strict for '
+            f'{_fmt_classes(can)} ({problem})',
+            strength=strength, impact=_missed_dap(evidence, can),
+            impact_metric='mAP50', classes=can,
+            evidence=f'{problem}; yet the teacher reaches '
+            f'{_competence_target(evidence)} on the labeled validation set: '
+            + _can_detect_text(evidence, can) + f' ({source})',
+            tool='TeacherCompetenceHook, tools/threshold_sweep.py',
+            cause='one score threshold for all classes: the teacher scores '
+                  'these classes lower than the others, though what it keeps '
+                  'above the calibrated threshold is mostly right',
+            action='calibrated_thresholds',
+            monitor='kept ratio and pseudo-label precision of these classes '
+                    '(pseudo_label_stats.jsonl), their teacher AP',
+            numbers=dict(numbers, competence={
+                n: evidence.competence[n] for n in can})))
+    if cannot:
+        out.append(Finding(
+            rule='teacher_cannot_detect',
+            title=f'the teacher cannot yet detect {_fmt_classes(cannot)}: '
+                  'lowering their threshold would add noise',
+            strength=_by_cases(min(evidence.competence[n]['num_gt']
+                                   for n in cannot)),
+            impact=_missed_dap(evidence, cannot), impact_metric='mAP50',
+            classes=cannot,
+            evidence=f'{problem}; on the labeled validation set no score '
+            f'threshold reaches {_competence_target(evidence)}: '
+            + _cannot_detect_text(evidence, cannot) + f' ({source})',
+            tool='TeacherCompetenceHook, tools/threshold_sweep.py',
+            cause='too little supervised signal for these classes yet: a '
+                  'lower pseudo-label threshold would feed the student '
+                  'mostly wrong boxes (mmext measured lowered per-class '
+                  'thresholds to hurt on a weak teacher)',
+            action='supervised_first',
+            monitor='the teacher\'s validation precision of these classes '
+                    '(teacher_competence.jsonl) until a threshold reaches the '
+                    'target; then calibrated thresholds',
+            numbers=dict(numbers, competence={
+                n: evidence.competence[n] for n in cannot})))
+    if unknown:
+        out.append(Finding(
+            rule=rule, title=f'{_fmt_classes(unknown)}: {problem}; whether '
+            'the teacher can detect them is not measured',
+            strength='weak', impact=_missed_dap(evidence, unknown),
+            impact_metric='mAP50', classes=unknown,
+            evidence=f'{problem}; no predictions on the labeled validation '
+            'set and no teacher_competence.jsonl, so a lower threshold may '
+            'add objects or noise',
+            tool='tools/test.py --out, TeacherCompetenceHook',
+            cause='unknown until the teacher\'s validation precision is '
+                  'measured',
+            action='measure_competence',
+            monitor='teacher_competence.jsonl', numbers=numbers))
+    return out
 
 
 # --------------------------------------------------------------- the rules
@@ -212,25 +335,16 @@ def pseudo_starved(evidence: Evidence) -> List[Finding]:
         raw = {n: int(counts['raw'][n]) for n in starved}
         where = ' and '.join(stages)
         thr = {s: pseudo.get('thresholds', {}).get(s) for s in stages}
-        out.append(Finding(
-            rule='pseudo_starved',
-            title=f'{_fmt_classes(starved)} left without pseudo labels at '
-                  f'the {where} stage{"s" if len(stages) > 1 else ""}',
-            strength=_by_cases(min(raw.values())),
-            impact=_ap_gap(evidence, starved), classes=list(starved),
-            evidence=f'iterations {lo}-{hi}: ' + ', '.join(
-                f'{n} {raw[n]} raw teacher boxes -> 0 kept' for n in starved)
-            + ' (threshold ' + ', '.join(f'{s} {_fmt_thr(t)}'
-                                         for s, t in thr.items()) + ')',
-            tool='tools/plot_pseudo_stats.py', cause=(
-                'one score threshold for all classes: the teacher scores '
-                'these classes lower than the others, so the unlabeled '
-                'images teach the student nothing about them'),
-            action='per_class_thresholds',
-            monitor=f'kept ratio of {_fmt_classes(starved)} at {where} > 0 '
-                    'and their pseudo-label precision (pseudo_label_stats'
-                    '.jsonl); their teacher AP',
-            numbers=dict(stages=stages, raw=raw, thresholds=thr)))
+        problem = (f'no pseudo label kept at the {where} '
+                   f'stage{"s" if len(stages) > 1 else ""} in iterations '
+                   f'{lo}-{hi} (' + ', '.join(
+                       f'{n} {raw[n]} raw teacher boxes' for n in starved)
+                   + '; threshold ' + ', '.join(
+                       f'{s} {_fmt_thr(t)}' for s, t in thr.items()) + ')')
+        out += _threshold_findings(
+            evidence, starved, 'pseudo_starved', problem,
+            dict(stages=stages, raw=raw, thresholds=thr),
+            _by_cases(min(raw.values())))
     return out
 
 
@@ -247,20 +361,14 @@ def noisy_pseudo_labels(evidence: Evidence) -> List[Finding]:
     if not noisy:
         return []
     names = sorted(noisy, key=noisy.get)
-    return [Finding(
-        rule='noisy_pseudo_labels',
-        title=f'pseudo labels of {_fmt_classes(names)} are mostly wrong',
-        strength=_by_cases(min(kept[n] for n in names)), impact=None,
-        classes=names, evidence=', '.join(
-            f'{n}: precision {noisy[n]:.2f} of {kept[n]} kept boxes'
-            for n in names) + ' at the cls stage (matched to the hidden GT '
-        'of the unlabeled images)',
-        tool='tools/plot_pseudo_stats.py',
-        cause='the threshold lets low-scored teacher boxes of these classes '
-              'through; the student learns from wrong labels',
-        action='per_class_thresholds',
-        monitor='cls-stage precision of these classes >= 0.7',
-        numbers=dict(precision=noisy, kept={n: kept[n] for n in names}))]
+    problem = ('mostly wrong pseudo labels at the cls stage (matched to the '
+               'hidden GT of the unlabeled images): ' + ', '.join(
+                   f'{n} precision {noisy[n]:.2f} of {kept[n]} kept boxes'
+                   for n in names))
+    return _threshold_findings(
+        evidence, names, 'noisy_pseudo_labels', problem,
+        dict(precision=noisy, kept={n: kept[n] for n in names}),
+        _by_cases(min(kept[n] for n in names)))
 
 
 @finding_rule('gt_without_rpn_positive')
@@ -275,12 +383,12 @@ def gt_without_rpn_positive(evidence: Evidence) -> List[Finding]:
         return []
     names = sorted(hit, key=lambda n: -hit[n]['no_pos_share'])
     cases = sum(hit[n].get('num_gts', 0) for n in names)
-    gap = _ap_gap(evidence, names)
     return [Finding(
         rule='gt_without_rpn_positive',
         title=f'GT boxes of {_fmt_classes(names)} have no positive RPN '
               'anchor',
-        strength=_by_cases(cases), impact=gap, classes=names,
+        strength=_by_cases(cases), impact=_missed_dap(evidence, names),
+        impact_metric='mAP50', classes=names,
         evidence=', '.join(
             f'{n}: {hit[n]["no_pos_share"]:.0%} of {hit[n].get("num_gts")} '
             f'GT boxes without a positive anchor ({hit[n]["pos_per_gt"]:.1f} '
@@ -298,7 +406,7 @@ def gt_without_rpn_positive(evidence: Evidence) -> List[Finding]:
 ERROR_CAUSES = {
     'missed': ('no detection reaches these GT boxes (recall)', 'anchors'),
     'background': ('detections on background, far from every GT box',
-                   'per_class_thresholds'),
+                   'train_longer'),
     'classification': ('the right box with the wrong class: the classes '
                        'are confused', 'softmax_focal'),
     'localization': ('the right class, a box too loose (IoU 0.1-0.5)',
@@ -329,7 +437,8 @@ def dominant_error(evidence: Evidence) -> List[Finding]:
         out.append(Finding(
             rule='dominant_error',
             title=f'{kind} errors cost {_fmt_classes(names)} the most AP50',
-            strength=_by_cases(n_cases), impact=impact, classes=names,
+            strength=_by_cases(n_cases), impact=impact,
+            impact_metric='mAP50', classes=names,
             evidence=', '.join(f'{n}: +{per_class[n]:.3f} AP50 if fixed '
                                f'({counts[kind][n]} errors)' for n in names)
             + f'; mAP50 +{impact:.3f}',
@@ -384,7 +493,7 @@ def low_efficiency(evidence: Evidence) -> List[Finding]:
         rule='low_efficiency',
         title=f'{_fmt_classes(names)}: AP far below their share of the '
               'labeled boxes',
-        strength='weak', impact=_ap_gap(evidence, names), classes=names,
+        strength='weak', impact=None, classes=names,
         evidence=', '.join(f'{r["class"]}: AP {r["ap"]:.3f} with '
                            f'{r["share"]:.0%} of the boxes '
                            f'({r["efficiency"]:.2f}x)' for r in rows),

@@ -22,6 +22,8 @@ from .findings import Evidence, Finding, apply_rules
 #: Score threshold a detector is deployed at when the user names none: the
 #: default ``pred_score_thr`` of mmdet's DetInferencer.
 DEFAULT_DEPLOY_THR = 0.3
+#: A best-F1 threshold below this is no advice (it keeps every box).
+MIN_DEPLOY_THR = 0.05
 PSEUDO_WINDOW = 5
 
 
@@ -39,6 +41,9 @@ class Context:
         gt: Ground-truth COCO json of the predictions, or None.
         deploy_thr: Score threshold the detector is deployed at.
         anchor_search: Run anchor_fit's search for the anchors action.
+        precision_target: Teacher validation precision (as a lower
+            confidence bound) that makes a class's threshold calibratable.
+        confidence: One-sided confidence of that bound (Wilson).
         evidence: The measured evidence.
         skipped: ``{'analysis', 'reason'}`` per analysis that did not run.
         extras: Intermediate results the actions need.
@@ -53,6 +58,8 @@ class Context:
     gt: Optional[str] = None
     deploy_thr: float = DEFAULT_DEPLOY_THR
     anchor_search: bool = True
+    precision_target: float = 0.5
+    confidence: float = 0.9
     evidence: Evidence = field(default_factory=Evidence)
     skipped: List[dict] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
@@ -143,12 +150,10 @@ def _read_pseudo(ctx: Context) -> None:
                          'no PseudoLabelStatsHook, or not a Soft Teacher run')
     if path is None:
         return
-    from ..runs.pseudo_records import (read_records, recommend_thresholds,
-                                       window_arrays)
+    from ..runs.pseudo_records import read_records
     try:
         window = read_records(path)[-PSEUDO_WINDOW:]
         pseudo = _pseudo_summary(window)
-        arrays = window_arrays(window)
     except MMExtError as exc:
         ctx.skip('pseudo labels', str(exc))
         return
@@ -157,11 +162,6 @@ def _read_pseudo(ctx: Context) -> None:
                  f'({type(exc).__name__}: {exc})')
         return
     ctx.evidence.pseudo = pseudo
-    ctx.extras['pseudo_recommendation'] = recommend_thresholds(
-        arrays['hist'], arrays.get('tp_hist'), arrays.get('fp_hist'),
-        arrays.get('num_gt'), window[-1]['classes'])
-    ctx.extras['pseudo_path'] = path
-    ctx.extras['pseudo_first_iter'] = window[0].get('first_iter')
     if not ctx.evidence.class_names:
         ctx.evidence.class_names = list(window[-1]['classes'])
 
@@ -243,8 +243,11 @@ def _read_predictions(ctx: Context) -> None:
         ctx.skip('error breakdown, threshold sweep', str(exc))
         return
     from .error_breakdown import error_breakdown
+    from .teacher_competence import competence_from_predictions
     from .threshold_sweep import sweep_thresholds
     ctx.evidence.errors = error_breakdown(gt, dets).rows()
+    _set_competence(ctx, competence_from_predictions(gt, dets),
+                    f'{ctx.predictions}, IoU 0.5')
     result = sweep_thresholds(gt, dets)
     sweep = {}
     thr = result.thresholds
@@ -257,6 +260,35 @@ def _read_predictions(ctx: Context) -> None:
                            f1_at_deployed=float(curve.f1[at]))
     sweep['all']['deployed_thr'] = float(thr[at])
     ctx.evidence.sweep = sweep
+
+
+def _set_competence(ctx: Context, record: dict, source: str) -> None:
+    from ..runs.teacher_competence import class_competence
+    rows = class_competence(record, ctx.precision_target, ctx.confidence)
+    ctx.evidence.competence = {r['class']: r for r in rows}
+    ctx.evidence.competence.update(_source=source,
+                                   _target=ctx.precision_target,
+                                   _confidence=ctx.confidence)
+
+
+def _read_competence(ctx: Context) -> None:
+    """The teacher's last recorded competence, when no predictions gave one."""
+    if ctx.evidence.competence is not None:
+        return
+    path = _monitor_file(ctx, files.TEACHER_COMPETENCE, 'teacher competence',
+                         'no TeacherCompetenceHook and no predictions')
+    if path is None:
+        return
+    records = read_jsonl(path)
+    if not records:
+        ctx.skip('teacher competence', f'{path}: no record')
+        return
+    try:
+        _set_competence(ctx, records[-1], f'{path}, validation at iteration '
+                        f'{records[-1].get("iter")}')
+    except (KeyError, TypeError, ValueError) as exc:
+        ctx.skip('teacher competence', f'{path}: not a competence record '
+                 f'({type(exc).__name__}: {exc})')
 
 
 def _read_efficiency(ctx: Context) -> None:
@@ -283,7 +315,7 @@ STEP_ANALYSIS = {'anchors': 'anchor matching', 'pseudo': 'pseudo labels',
 EVIDENCE_STEPS: Tuple[Callable[[Context], None], ...] = (
     _read_config, _read_validation, _read_pseudo, _read_anchors,
     _read_stability, _read_config_check, _read_predictions,
-    _read_efficiency)
+    _read_competence, _read_efficiency)
 
 
 def gather_evidence(ctx: Context, progress: bool = True) -> Context:
@@ -314,26 +346,114 @@ class Action:
     config: Optional[str]
     how: str
     findings: List[int] = field(default_factory=list)
+    measured: Optional[str] = None
+    verdict: Optional[str] = None
 
 
-def _action_per_class_thresholds(ctx: Context, path: str) -> Tuple[
+def _semi_model(ctx: Context) -> Optional[dict]:
+    model = ctx.cfg.get('model') or {}
+    return model if isinstance(model.get('semi_train_cfg'), dict) else None
+
+
+def _with_hooks(ctx: Context, *new: dict) -> List[dict]:
+    """The run's custom_hooks plus ``new`` (mmengine replaces lists)."""
+    hooks = [dict(h) for h in ctx.cfg.get('custom_hooks') or []]
+    have = {h.get('type') for h in hooks}
+    return hooks + [h for h in new if h['type'] not in have]
+
+
+def _action_calibrated_thresholds(ctx: Context, path: str) -> Tuple[
         Optional[str], str]:
-    rows = ctx.extras.get('pseudo_recommendation')
-    if not rows or ctx.cfg is None:
-        return None, 'needs pseudo_label_stats.jsonl and the run config'
-    from .pseudo_threshold_config import (recommendation_header,
-                                          write_threshold_config)
-    target = ('precision' if any(r.get('thr_for_precision') is not None
-                                 for r in rows) else 'kept-ratio')
-    warmup = ctx.extras.get('pseudo_first_iter') or 0
-    header = recommendation_header(rows, target, ctx.extras['pseudo_path'])
-    header += (f'\nApplied from iteration {warmup} (the teacher they were '
-               "measured on); the run's own thresholds before.")
-    write_threshold_config(ctx.config_path, path, rows, target,
-                           ('rpn', 'cls'), header=header,
-                           warmup_iters=warmup)
-    return path, (f'per-class pseudo thresholds ({target} target) from '
-                  f'iteration {warmup}, PerClassSoftTeacher')
+    if ctx.cfg is None or _semi_model(ctx) is None:
+        return None, 'needs the run config of a Soft Teacher model'
+    semi = _semi_model(ctx)['semi_train_cfg']
+    model: dict = {}
+    if _semi_model(ctx).get('type') == 'SoftTeacher':
+        model['type'] = 'PerClassSoftTeacher'
+    policy = dict(type='calibrated', precision_target=ctx.precision_target,
+                  confidence=ctx.confidence)
+    stages = {}
+    for key in ('rpn_pseudo_thr', 'cls_pseudo_thr'):
+        configured = semi.get(key)
+        if isinstance(configured, (int, float)):
+            stages[key] = dict(_delete_=True, warmup_thr=float(configured),
+                               **policy)
+    if not stages:
+        return None, ('the run\'s rpn/cls thresholds are not floats: set a '
+                      "dict(type='calibrated', ...) policy by hand")
+    model['semi_train_cfg'] = stages
+    comp = ctx.evidence.competence or {}
+    at = ', '.join(f'{n} {c["thr_at_target"]:.2f}' for n, c in comp.items()
+                   if not n.startswith('_') and c['competent'])
+    _write_overrides(ctx, path, dict(
+        model=model, custom_hooks=_with_hooks(
+            ctx, dict(type='TeacherCompetenceHook'),
+            dict(type='PseudoThresholdHook'))),
+        'calibrated per-class pseudo thresholds: per class the lowest score '
+        'whose teacher validation precision (one-sided '
+        f'{ctx.confidence:.0%} Wilson bound) reaches '
+        f'{ctx.precision_target:g}, recomputed at every validation '
+        '(TeacherCompetenceHook); a class that never reaches it keeps the '
+        'run\'s threshold')
+    return path, ('calibrated per-class pseudo thresholds '
+                  '(PerClassSoftTeacher, TeacherCompetenceHook): from the '
+                  f'latest validation {at or "no class reaches the target"}'
+                  '; the other classes keep the run\'s threshold')
+
+
+def _rare_classes(ctx: Context, classes: List[str]) -> List[str]:
+    """Classes with under half an even share of the labeled boxes."""
+    eff = {r['class']: r for r in ctx.evidence.efficiency or []}
+    k = max(1, len(ctx.evidence.class_names))
+    return [c for c in classes if c in eff and eff[c].get('share') is not None
+            and eff[c]['share'] < 0.5 / k]
+
+
+def _action_supervised_first(ctx: Context, path: str) -> Tuple[
+        Optional[str], str]:
+    weak = sorted({c for f in ctx.extras.get('findings', [])
+                   if f.rule == 'teacher_cannot_detect' for c in f.classes})
+    extra = []
+    anchors = ctx.evidence.anchors or {}
+    short = [c for c in weak if (anchors.get(c) or {}).get(
+        'no_pos_share') and anchors[c]['no_pos_share'] >= 0.10]
+    if short:
+        extra.append(f'anchor ratios fitted to the boxes ({", ".join(short)} '
+                     'GT boxes lack RPN positives: tools/anchor_fit.py '
+                     '--objective worst)')
+    rare = _rare_classes(ctx, weak)
+    if rare:
+        extra.append(f'class-balanced sampling of the labeled set '
+                     f'({", ".join(rare)} are rare there: mmdet\'s '
+                     'ClassBalancedDataset around the labeled dataset)')
+    also = ('; also ' + '; '.join(extra)) if extra else ''
+    two_stage = ('or train the supervised config first and start Soft '
+                 'Teacher from it with load_from=<its last checkpoint> '
+                 '(LabelMatch)')
+    iters = ((ctx.cfg or {}).get('train_cfg') or {}).get('max_iters')
+    if ctx.cfg is None or _semi_model(ctx) is None or not isinstance(
+            iters, int):
+        return None, f'a supervised burn-in (SupervisedBurnInHook), '            f'{two_stage}{also}'
+    burn_in, ramp = iters // 4, iters // 20
+    _write_overrides(ctx, path, dict(custom_hooks=_with_hooks(
+        ctx, dict(type='SupervisedBurnInHook', burn_in_iters=burn_in,
+                  ramp_iters=ramp))),
+        f'supervised burn-in: unsupervised loss weight 0 for {burn_in} '
+        f'iterations, ramped back over {ramp} (Unbiased Teacher burns in for '
+        '2,000 of 180k, Consistent-Teacher 10k)')
+    return path, (f'a supervised burn-in: SupervisedBurnInHook('
+                  f'burn_in_iters={burn_in}, ramp_iters={ramp}), {two_stage}'
+                  f'{also}')
+
+
+def _action_measure_competence(ctx: Context, path: str) -> Tuple[
+        Optional[str], str]:
+    cfg = ctx.config_path or 'CONFIG'
+    return None, ('measure the teacher before changing thresholds: python '
+                  f'tools/test.py {cfg} <checkpoint> --out '
+                  f'{osp.join(ctx.work_dir, files.PREDICTIONS)}, then rerun '
+                  'tools/investigate.py (or add TeacherCompetenceHook to '
+                  'custom_hooks)')
 
 
 def _action_anchors(ctx: Context, path: str) -> Tuple[Optional[str], str]:
@@ -354,6 +474,8 @@ def _action_anchors(ctx: Context, path: str) -> Tuple[Optional[str], str]:
     rec = res.get('recommendation')
     if not rec:
         return None, 'anchor_fit found no better ratios'
+    if not rec.get('worth_a_run'):
+        return None, f'anchor_fit (worst class): {rec["verdict"]}'
     obj = rec['objective_all_boxes']
     write_anchor_config(ctx.config_path, path, rec['ratios'], None,
                         'Written by tools/investigate.py via anchor_fit: '
@@ -418,10 +540,20 @@ def _action_lower_lr(ctx: Context, path: str) -> Tuple[Optional[str], str]:
 def _action_deploy_thresholds(ctx: Context, path: str) -> Tuple[
         Optional[str], str]:
     sweep = ctx.evidence.sweep or {}
-    best = {n: r['best_f1_thr'] for n, r in sweep.items() if n != 'all'}
-    return None, ('deploy with a score threshold per class (best F1): '
-                  + ', '.join(f'{n} {t:.2f}' for n, t in best.items()
-                              if t is not None))
+    best = {n: r['best_f1_thr'] for n, r in sweep.items() if n != 'all'
+            and r.get('best_f1_thr') is not None}
+    # a best F1 at the grid's lowest score keeps every box: no threshold
+    # helps these classes, so none is advised
+    useful = {n: t for n, t in best.items() if t >= MIN_DEPLOY_THR}
+    none = sorted(set(best) - set(useful))
+    text = ('deploy with a score threshold per class (best F1 on the '
+            'validation set): ' + (', '.join(f'{n} {t:.2f}'
+                                            for n, t in useful.items())
+                                  or 'none'))
+    if none:
+        text += (f'; no threshold for {", ".join(none)}: their best F1 is '
+                 'at the lowest score, where every detection is kept')
+    return None, text
 
 
 def _action_train_longer(ctx: Context, path: str) -> Tuple[
@@ -435,21 +567,33 @@ def _action_train_longer(ctx: Context, path: str) -> Tuple[
 
 def _write_override(ctx: Context, path: str, key: str, value: dict,
                     header: str) -> None:
+    _write_overrides(ctx, path, {key: value}, header)
+
+
+def _write_overrides(ctx: Context, path: str, values: dict,
+                     header: str) -> None:
+    """A config that ``_base_``s the run's and overrides ``values``."""
     base = osp.relpath(osp.abspath(ctx.config_path),
                        osp.dirname(osp.abspath(path)))
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
         f.write(f'# Written by tools/investigate.py: {header}.\n'
-                f'_base_ = [{base!r}]\n\n{key} = '
-                + pprint.pformat(value, sort_dicts=False) + '\n')
+                f'_base_ = [{base!r}]\n')
+        for key, value in values.items():
+            f.write(f'\n{key} = ' + pprint.pformat(value, sort_dicts=False)
+                    + '\n')
 
 
 ACTIONS: Dict[str, Tuple[str, Optional[Callable]]] = {
     'fix_config': ('fix the config error check_config reports', None),
     'softmax_focal': ('use the softmax focal loss in the R-CNN head',
                       _action_softmax_focal),
-    'per_class_thresholds': ('per-class pseudo-label thresholds',
-                             _action_per_class_thresholds),
+    'calibrated_thresholds': ('calibrated per-class pseudo-label thresholds',
+                              _action_calibrated_thresholds),
+    'supervised_first': ('more supervised signal before pseudo labels',
+                         _action_supervised_first),
+    'measure_competence': ("measure the teacher's validation precision",
+                           _action_measure_competence),
     'anchors': ('anchor ratios fitted to the boxes', _action_anchors),
     'lower_lr': ('a lower learning rate', _action_lower_lr),
     'save_best': ('keep the best checkpoint', _action_save_best),
@@ -464,6 +608,7 @@ ACTIONS: Dict[str, Tuple[str, Optional[Callable]]] = {
 def write_actions(ctx: Context, findings: List[Finding]) -> List[Action]:
     """One action per distinct change the findings call for, in rank order."""
     from .config_check import check_config, has_errors
+    ctx.extras['findings'] = findings
     actions: Dict[str, Action] = {}
     for rank, finding in enumerate(findings, 1):
         if finding.action == 'none' or finding.action not in ACTIONS:
@@ -482,7 +627,33 @@ def write_actions(ctx: Context, findings: List[Finding]) -> List[Action]:
                     'tools/check_config.py)'
         actions[finding.action] = Action(finding.action, title, path, how,
                                          [rank])
-    return list(actions.values())
+    _attach_measured_effects(ctx, list(actions.values()))
+    # an action measured to hurt goes last, and the report says why
+    ordered = sorted(actions.values(), key=lambda a: a.verdict == 'hurt')
+    if any(a.config for a in ordered):
+        ctx.extras['control_config'] = _write_control(ctx)
+    return ordered
+
+
+def _attach_measured_effects(ctx: Context, actions: List[Action]) -> None:
+    from .measured_effects import closest_regime, describe, verdict
+    teacher_map = ((ctx.evidence.validation or {}).get('all') or {}).get(
+        'mAP')
+    for action in actions:
+        regime = closest_regime(action.key, teacher_map)
+        if regime is not None:
+            action.measured = describe(regime)
+            action.verdict = verdict(regime)
+
+
+def _write_control(ctx: Context) -> str:
+    """``actions/00_control.py``: the run's config unchanged, so that the
+    control draws the same random stream as every action config (a config
+    mmengine dumped draws another stream than the user's original)."""
+    path = osp.join(ctx.out_dir, 'actions', '00_control.py')
+    _write_overrides(ctx, path, {}, 'the control: the run\'s config '
+                     'unchanged, through the same _base_ as every action')
+    return path
 
 
 # --------------------------------------------------------------- report
@@ -540,8 +711,8 @@ def render_markdown(ctx: Context, findings: List[Finding],
     if not findings:
         lines.append('No rule fired on the evidence below.')
     for i, f in enumerate(findings, 1):
-        impact = (f', fixing it adds at most +{f.impact:.3f} mAP'
-                  if f.impact else '')
+        impact = (f', fixing it adds at most +{f.impact:.3f} '
+                  f'{f.impact_metric}' if f.impact else '')
         lines += [f'{i}. **{f.title}** ({f.strength}{impact}).',
                   f'   Evidence: {f.evidence}. Measured by `{f.tool}`.']
     lines += ['', '## Likely root causes', '']
@@ -549,15 +720,10 @@ def render_markdown(ctx: Context, findings: List[Finding],
         lines.append(f'- {cause} (findings {", ".join(map(str, ranks))})')
     lines += ['', '## Recommended actions, one change at a time', '']
     for i, a in enumerate(actions, 1):
-        lines.append(f'{i}. **{a.title}** for findings '
-                     f'{", ".join(map(str, a.findings))}: {a.how}.')
-        if a.config:
-            name = osp.splitext(osp.basename(a.config))[0]
-            lines += [f'   Config: `{a.config}`. Train and compare with the '
-                      'control:',
-                      f'   `python tools/train.py {a.config} --work-dir '
-                      f'work_dirs/{name}` then `python tools/compare_runs.py '
-                      f'control={ctx.work_dir} {name}=work_dirs/{name}`']
+        lines += _action_lines(i, a)
+    if ctx.extras.get('control_config'):
+        lines += ['', '## How to test an action on your run', '']
+        lines += _test_protocol(ctx, [a for a in actions if a.config])
     lines += ['', '## What to monitor next', '']
     for i, f in enumerate(findings, 1):
         lines.append(f'- finding {i}: {f.monitor}')
@@ -565,6 +731,75 @@ def render_markdown(ctx: Context, findings: List[Finding],
         lines += ['', '## Skipped', '']
         lines += [f'- {s["analysis"]}: {s["reason"]}' for s in ctx.skipped]
     return '\n'.join(lines) + '\n'
+
+
+def _action_lines(rank: int, a: Action) -> List[str]:
+    """One action: the change, its measured effect, its config."""
+    lines = [f'{rank}. **{a.title}** for findings '
+             f'{", ".join(map(str, a.findings))}: {a.how}.']
+    if a.verdict == 'hurt':
+        lines.append('   **Measured to hurt** in mmext\'s benchmark, so it '
+                     'is ranked last: try it only against a control, as '
+                     'below.')
+    if a.measured:
+        lines.append(f'   Measured effect: {a.measured}.')
+    else:
+        lines.append('   Measured effect: not measured in mmext\'s '
+                     'benchmarks; its effect on your run is unknown until '
+                     'tested.')
+    if a.config:
+        lines.append(f'   Config: `{a.config}`.')
+    return lines
+
+
+def _val_gt_json(ctx: Context) -> Tuple[Optional[str], str]:
+    """The validation set's COCO json for compare_runs --gt, or a reason."""
+    from ..utils.config import dataset_ann_path
+    loader = (ctx.cfg or {}).get('val_dataloader') or {}
+    ds = loader.get('dataset') if isinstance(loader, dict) else None
+    if not isinstance(ds, dict):
+        return None, 'the config has no val_dataloader.dataset'
+    ann = dataset_ann_path(ds)
+    if not ann.endswith('.json'):
+        return None, (f'the validation annotations ({ann}) are not a COCO '
+                      'json: write one for compare_runs --gt')
+    return ann, ''
+
+
+def _test_protocol(ctx: Context, actions: List[Action]) -> List[str]:
+    """Commands: control and action on the same random stream, 2 seeds,
+    predictions, compare_runs with paired intervals."""
+    control = ctx.extras['control_config']
+    gt, why = _val_gt_json(ctx)
+    out_root = osp.join('work_dirs', osp.basename(osp.normpath(
+        ctx.work_dir)) + '_actions')
+    lines = [f'Train the control `{control}` and the action with the same '
+             'two seeds: both `_base_` the same config, so they draw the '
+             'same random stream (your original run does not: a config '
+             'mmengine dumped draws another). Then predict and compare with '
+             'paired intervals. For action `ACTION` (e.g. '
+             f'`{osp.splitext(osp.basename(actions[0].config))[0]}`):', '',
+             '```bash', 'for arm in 00_control ACTION; do for seed in 0 1; '
+             'do', f'  w={out_root}/${{arm}}_s$seed',
+             f'  python tools/train.py {osp.dirname(control)}/$arm.py '
+             '--work-dir $w --cfg-options randomness.seed=$seed',
+             f'  python tools/test.py {osp.dirname(control)}/$arm.py '
+             '$(cat $w/last_checkpoint) --work-dir $w/eval --out '
+             '$w/eval/predictions.pkl', 'done; done']
+    if gt:
+        lines.append(
+            f'python tools/compare_runs.py control={out_root}/00_control_s0,'
+            f'{out_root}/00_control_s1 ACTION={out_root}/ACTION_s0,'
+            f'{out_root}/ACTION_s1 --predictions control={out_root}/'
+            f'00_control_s0/eval/predictions.pkl,{out_root}/00_control_s1/'
+            f'eval/predictions.pkl ACTION={out_root}/ACTION_s0/eval/'
+            f'predictions.pkl,{out_root}/ACTION_s1/eval/predictions.pkl '
+            f'--gt {gt}')
+    lines.append('```')
+    if not gt:
+        lines.append(f'compare_runs gives paired bootstrap intervals only '
+                     f'with --gt: {why}.')
+    return lines
 
 
 def _causes(findings: List[Finding]) -> Dict[str, List[int]]:

@@ -108,6 +108,13 @@ def _rows_from_mmdet_pickle(path: str, rows: Dict[str, list]) -> None:
         raise MMExtError(f'{path}: expected a list of per-image results '
                          "(mmdet tools/test.py --out), got "
                          f'{type(results).__name__}')
+    _rows_from_results(results, rows, path)
+
+
+def _rows_from_results(results: list, rows: Dict[str, list],
+                       path: str) -> None:
+    """Fill ``rows`` from mmdet's per-image results (``img_id``,
+    ``pred_instances``); ``path`` names their source in errors."""
     for n, res in enumerate(results):
         if not isinstance(res, dict) or 'pred_instances' not in res \
                 or 'img_id' not in res:
@@ -228,6 +235,25 @@ def _validate(rows: Dict[str, list], gt: BoxTable,
         vals = [v for v, ok in zip(rows[k], keep) if ok]
         cols[k] = np.asarray(vals, dtype=dtype).reshape(-1)
     return Detections(source=source, skipped=skipped, **cols)
+
+
+def detections_from_results(results: list, gt: BoxTable,
+                            source: str = '<memory>') -> Detections:
+    """Detections from mmdet's per-image results held in memory.
+
+    Args:
+        results: Dicts with ``img_id`` (and optionally ``img_path``) and
+            ``pred_instances`` (``bboxes``, ``scores``, ``labels``: tensors
+            or arrays), as ``tools/test.py --out`` pickles them.
+        gt: Ground truth the image ids and labels refer to.
+        source: Named in messages and skip records.
+
+    Raises:
+        MMExtError: a result without those keys.
+    """
+    rows = _empty_rows()
+    _rows_from_results(results, rows, source)
+    return _validate(rows, gt, source)
 
 
 def load_detections(path: str,

@@ -9,7 +9,6 @@ that class is lowered to ``margin`` below it: otherwise the initial filter
 would already have dropped the boxes the stage should keep, and the stage
 threshold would do nothing.
 """
-import glob
 import os
 import os.path as osp
 import pprint

@@ -273,7 +273,7 @@ def render_html(data: RunData, band_window: int = 10,
 
 #: Columns of the findings table: (finding key, header).
 FINDING_COLUMNS = (('rank', 'rank'), ('title', 'finding'),
-                   ('strength', 'strength'), ('impact', 'impact (AP)'),
+                   ('strength', 'strength'), ('impact', 'gain at most'),
                    ('evidence', 'evidence'), ('tool', 'tool'),
                    ('action', 'action'), ('action_config', 'config'),
                    ('monitor', 'monitor'))
@@ -311,10 +311,18 @@ def _findings_section(data: RunData) -> str:
 def _findings_table(findings: List[dict]) -> str:
     """One row per finding in the given (rank) order; missing keys -> '-'."""
     head = ''.join(f'<th>{html.escape(h)}</th>' for _, h in FINDING_COLUMNS)
-    body = ''.join('<tr>' + ''.join(_cell(f.get(k)) for k, _ in
+    body = ''.join('<tr>' + ''.join(_cell(_finding_value(f, k)) for k, _ in
                                     FINDING_COLUMNS) + '</tr>'
                    for f in findings)
     return f'<table class="findings"><tr>{head}</tr>{body}</table>'
+
+
+def _finding_value(finding: dict, key: str):
+    """A finding's cell; the impact bound with its metric (mAP50, mAP)."""
+    value = finding.get(key)
+    if key == 'impact' and isinstance(value, (int, float)):
+        return f'+{value:.3f} {finding.get("impact_metric", "mAP")}'
+    return value
 
 
 def _summary(data: RunData) -> str:

@@ -23,6 +23,11 @@ from .train_scale import (ResizeRule, ScaledBoxes, fixed_scale_rule,
 
 #: Printed with every table: which way round the ratio is.
 RATIO_NOTE = 'ratio = h/w (mmdet convention)'
+#: A recommendation is worth a training run when its objective on all boxes
+#: rises by this much, or the worst class's share of GT boxes without a
+#: positive anchor falls by WORTH_NO_POS_DROP.
+WORTH_OBJECTIVE_GAIN = 0.02
+WORTH_NO_POS_DROP = 0.05
 
 
 @dataclass
@@ -218,4 +223,56 @@ def fit_anchors(inputs: FitInputs, num_ratios: Optional[int] = None,
             recommended=_objective_all(new_covs, labels, len(names), new_spec,
                                        objective)),
         seeds=found.seeds, best_seed=found.best_seed, rounds=found.rounds)
+    result['recommendation'].update(worth_a_run(result))
     return result
+
+
+def _no_positive_shares(per_scale: Dict[str, List[dict]]) -> Dict[str, float]:
+    """Per class: share of GT boxes without an anchor at IoU >= pos_iou_thr,
+    mean over the train scales."""
+    rows = list(per_scale.values())
+    names = [r['name'] for r in rows[0] if r['name'] != 'all']
+    return {n: float(np.nanmean([1.0 - next(r['share_pos'] for r in scale
+                                             if r['name'] == n)
+                                 for scale in rows])) for n in names}
+
+
+def worth_a_run(result: dict) -> dict:
+    """Whether the recommended anchors are worth a training run.
+
+    Worth it when the objective on all boxes rises by at least
+    :data:`WORTH_OBJECTIVE_GAIN`, or the share of GT boxes without a
+    positive anchor of the worst class falls by at least
+    :data:`WORTH_NO_POS_DROP`.
+
+    Returns:
+        ``worth_a_run`` (bool), ``verdict`` (one line with the numbers),
+        ``worst_class`` and its ``no_pos_share`` current/recommended.
+    """
+    rec = result['recommendation']
+    obj = rec['objective_all_boxes']
+    gain = obj['recommended'] - obj['current']
+    cur = _no_positive_shares(result['coverage']['current'])
+    new = _no_positive_shares(result['coverage']['recommended'])
+    worst = max(cur, key=lambda n: (cur[n], n)) if cur else None
+    drop = cur[worst] - new[worst] if worst else 0.0
+    worth = gain >= WORTH_OBJECTIVE_GAIN or drop >= WORTH_NO_POS_DROP
+    numbers = (f"objective '{rec['objective']}' {obj['current']:.3f} -> "
+               f"{obj['recommended']:.3f} ({gain:+.3f})")
+    if worst:
+        numbers += (f'; {worst}, the class with most GT boxes without a '
+                    f'positive anchor: {cur[worst]:.0%} -> {new[worst]:.0%}')
+    if worth:
+        verdict = f'change recommended: {numbers}'
+    else:
+        verdict = (f'no change recommended: {numbers} (below +'
+                   f'{WORTH_OBJECTIVE_GAIN:g} and -{WORTH_NO_POS_DROP:.0%}); '
+                   'no config is written')
+        if worst and rec['objective'] != 'worst' and cur[worst] >= \
+                WORTH_NO_POS_DROP:
+            verdict += (f'. {worst} keeps {cur[worst]:.0%} of its boxes '
+                        'without a positive anchor: try --objective worst '
+                        f'--num-ratios {rec["num_ratios"] + 2}')
+    return dict(worth_a_run=bool(worth), verdict=verdict, worst_class=worst,
+                worst_no_pos_share=dict(current=cur.get(worst),
+                                        recommended=new.get(worst)))

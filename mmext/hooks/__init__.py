@@ -5,3 +5,5 @@ from .class_ap_tracker import ClassAPTrackerHook  # noqa: F401
 from .anchor_match_stats import AnchorMatchStatsHook  # noqa: F401
 from .pseudo_label_stats import PseudoLabelStatsHook  # noqa: F401
 from .pseudo_threshold import PseudoThresholdHook  # noqa: F401
+from .teacher_competence import TeacherCompetenceHook  # noqa: F401
+from .supervised_burn_in import SupervisedBurnInHook  # noqa: F401

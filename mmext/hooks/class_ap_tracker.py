@@ -9,7 +9,6 @@ checkpoint are left to mmengine's ``EarlyStoppingHook`` and
 """
 import csv
 import json
-import math
 import os
 from typing import Dict, List, Optional, Sequence
 

@@ -5,7 +5,7 @@ is documented in :mod:`mmext.hooks.pseudo_label_stats`). Reading the records
 back, window totals and threshold recommendations are in
 :mod:`mmext.runs.pseudo_records` (no torch needed there).
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 

@@ -61,6 +61,7 @@ class PerClassPseudoThrMixin:
         self._recording_raw = False
         self._filter_failure = None
         self.pseudo_threshold_hook_attached = False
+        self.competence_hook_attached = False
         self._warned_no_hook = False
 
     def _pseudo_num_classes(self) -> int:
@@ -107,6 +108,16 @@ class PerClassPseudoThrMixin:
             self.pseudo_thresholds.record(inst.labels.tolist(),
                                           inst.scores.tolist())
 
+    def calibrate_pseudo_thresholds(self, record: dict, iteration: int
+                                    ) -> Dict[str, List[float]]:
+        """Set ``calibrated`` thresholds from a validation competence
+        record (:class:`~mmext.hooks.TeacherCompetenceHook` calls this).
+
+        Returns:
+            ``stage -> thresholds`` of the stages that were set.
+        """
+        return self.pseudo_thresholds.calibrate(record, iteration)
+
     def pseudo_thresholds_in_force(self) -> Dict[str, List[float]]:
         """``stage -> per-class thresholds`` used right now."""
         if self._filter_failure is not None:
@@ -126,6 +137,16 @@ class PerClassPseudoThrMixin:
                 "need dict(type='PseudoThresholdHook') in custom_hooks; "
                 'without it they stay at warmup_thr', logger='current',
                 level=30)
+        calibrated = any(s.policy == 'calibrated'
+                         for s in self.pseudo_thresholds.policies)
+        if (calibrated and not self.competence_hook_attached
+                and not self._warned_no_hook):
+            self._warned_no_hook = True
+            print_log(
+                f'{type(self).__name__}: calibrated pseudo-label thresholds '
+                "need dict(type='TeacherCompetenceHook') in custom_hooks and "
+                'a validation; without them they stay at warmup_thr',
+                logger='current', level=30)
         return super().loss(multi_batch_inputs, multi_batch_data_samples)
 
     @torch.no_grad()

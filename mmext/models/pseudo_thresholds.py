@@ -19,7 +19,7 @@ from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .threshold_policies import StageThreshold
+from .threshold_policies import SCORE_POLICIES, StageThreshold
 
 #: Stage name -> semi_train_cfg key, in Soft Teacher's filter order.
 STAGE_KEYS = (('initial', 'pseudo_label_initial_score_thr'),
@@ -67,7 +67,7 @@ class PseudoThresholds:
     @property
     def needs_scores(self) -> bool:
         """True if a policy computes from the teacher's scores."""
-        return any(s.policy != 'fixed' for s in self.policies)
+        return any(s.policy in SCORE_POLICIES for s in self.policies)
 
     def values(self, stage: str) -> np.ndarray:
         """(C,) thresholds in force for ``stage`` (a copy)."""
@@ -80,7 +80,8 @@ class PseudoThresholds:
     def due(self, iteration: int) -> bool:
         """True if some policy updates after ``iteration`` (1-based)."""
         return self.failure is None and any(
-            iteration % s.args['update_interval'] == 0 for s in self.policies)
+            iteration % s.args['update_interval'] == 0 for s in self.policies
+            if s.policy != 'calibrated')
 
     # --------------------------------------------------------------- update
     def record(self, labels: Sequence[int], scores: Sequence[float]) -> None:
@@ -107,6 +108,8 @@ class PseudoThresholds:
         for images in (gather(mine) if gather is not None else [mine]):
             self.window.extend(images)
         for stage in self.policies:
+            if stage.policy == 'calibrated':
+                continue
             if iteration % stage.args['update_interval'] == 0:
                 scores, n = self.window_scores(stage.args['window_images'])
                 stage.values = stage.compute(scores, n, iteration)
@@ -126,6 +129,19 @@ class PseudoThresholds:
                     per_class[label].append(score)
         return [np.sort(np.asarray(s, np.float64)) for s in per_class], len(
             images)
+
+    def calibrate(self, record: dict, iteration: int
+                  ) -> Dict[str, List[float]]:
+        """Give every ``calibrated`` stage a validation competence record.
+
+        Returns:
+            ``stage -> thresholds`` of the stages that were set.
+        """
+        if self.failure is not None:
+            return {}
+        return {name: stage.values.tolist()
+                for name, stage in self.stages.items()
+                if stage.calibrate(record, iteration)}
 
     def fall_back(self, reason: str) -> None:
         """Stop adapting: every stage returns to its configured values."""

@@ -30,6 +30,18 @@ A pseudo-label threshold of one Soft Teacher stage is written in
     ``1 / (num_classes + 1)`` at first, and a low per-class threshold from
     iteration 0 lets that noise in.
 
+  - ``dict(type='calibrated', precision_target=0.5, confidence=0.9,
+    not_reached='configured')``: thresholds justified by the teacher's
+    competence on the labeled validation set. After every validation
+    (:class:`~mmext.hooks.TeacherCompetenceHook`), per class the lowest
+    score threshold at which a one-sided Wilson lower bound (``confidence``)
+    of the teacher's validation precision reaches ``precision_target``
+    (:func:`mmext.runs.teacher_competence.calibrated_threshold`), clipped to
+    ``[floor, ceiling]``. A class that never reaches it is not lowered: it
+    keeps ``warmup_thr`` (``not_reached='configured'``) or gets ``ceiling``
+    (``'ceiling'``). From ``warmup_iters`` on (e.g. after a supervised
+    burn-in); ``warmup_thr`` before the first validation.
+
   Arguments shared by all: ``warmup_thr`` (float or per-class list; used
   until a class has ``min_scores`` scores in the window, before
   ``warmup_iters`` iterations (default 0), and after an internal error),
@@ -62,7 +74,11 @@ POLICY_DEFAULTS = {
     'proportion': dict(fraction=1.0, class_shares=None, boxes_per_image=None),
     'gmm': dict(mode='high'),
     'fixed': dict(values=None),
+    'calibrated': dict(precision_target=0.5, confidence=0.9,
+                       not_reached='configured'),
 }
+#: Policies that compute from the teacher's scores on unlabeled images.
+SCORE_POLICIES = ('proportion', 'gmm')
 
 ThresholdSpec = Union[float, Sequence[float], dict]
 
@@ -240,6 +256,8 @@ class StageThreshold:
                              f'{args["ceiling"]}')
         if kind == 'proportion':
             self._check_proportion_args(args)
+        elif kind == 'calibrated':
+            self._check_calibrated_args(args)
         elif kind == 'fixed':
             if args['values'] is None:
                 raise MMExtError(f'semi_train_cfg {self.name}: fixed policy '
@@ -249,6 +267,51 @@ class StageThreshold:
             raise MMExtError(f'semi_train_cfg {self.name}: gmm mode must be '
                              f"'high' or 'middle', got {args['mode']!r}")
         self.policy, self.args = kind, args
+
+    def _check_calibrated_args(self, args: dict) -> None:
+        checks = (('precision_target', lambda v: 0 < v <= 1, '(0, 1]'),
+                  ('confidence', lambda v: 0.5 <= v < 1, '[0.5, 1)'))
+        for key, ok, where in checks:
+            v = args[key]
+            if not isinstance(v, (int, float)) or isinstance(v, bool) \
+                    or not ok(v):
+                raise MMExtError(f'semi_train_cfg {self.name}: {key} must be '
+                                 f'in {where}, got {v!r}')
+        if args['not_reached'] not in ('configured', 'ceiling'):
+            raise MMExtError(f'semi_train_cfg {self.name}: not_reached must '
+                             "be 'configured' or 'ceiling', got "
+                             f"{args['not_reached']!r}")
+
+    def calibrate(self, record: dict, iteration: int) -> bool:
+        """Set a ``calibrated`` policy's thresholds from a competence record.
+
+        Args:
+            record: A :mod:`mmext.runs.teacher_competence` record (one
+                validation), classes in label order.
+            iteration: The training iteration of the validation.
+
+        Returns:
+            True if the thresholds were set (a calibrated policy, at or after
+            ``warmup_iters``, with a record of this many classes).
+        """
+        from ..runs.teacher_competence import calibrated_threshold
+        a = self.args
+        if self.policy != 'calibrated' or iteration < a['warmup_iters'] \
+                or len(record['classes']) != self.num_classes:
+            return False
+        values = self.fixed.copy()
+        adapted = np.zeros(self.num_classes, bool)
+        for c, name in enumerate(record['classes']):
+            thr = calibrated_threshold(
+                record['thresholds'], record['tp'][name], record['fp'][name],
+                a['precision_target'], a['confidence'])
+            if thr is not None:
+                values[c] = float(np.clip(thr, a['floor'], a['ceiling']))
+                adapted[c] = True
+            elif a['not_reached'] == 'ceiling':
+                values[c] = a['ceiling']
+        self.values, self.adapted = values, adapted
+        return True
 
     def _check_proportion_args(self, args: dict) -> None:
         f = args['fraction']
@@ -297,6 +360,8 @@ class StageThreshold:
         """
         if self.policy is None:
             return self.fixed.copy()
+        if self.policy == 'calibrated':  # set by calibrate(), not by scores
+            return self.values.copy()
         a = self.args
         if self.policy == 'proportion' and (a['class_shares'] is None
                                             or a['boxes_per_image'] is None):

@@ -162,3 +162,20 @@ def test_cli_exit_codes_table_and_json(user_config_file, tmp_path, capsys):
         run_cli(tool.main, [str(tmp_path / 'missing.py')])
     assert exit_info.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_focal_settings_outside_published_ssod(user_config_file, demo_cfg):
+    findings = check_config(user_config_file)
+    flagged = {f.key: f for f in findings if f.check == 'focal-settings'}
+    # the user's gamma 3.5 / weight 2.5 (R-CNN) and gamma 2.5 / weight 3 (RPN)
+    assert set(flagged) == {'model.detector.rpn_head.loss_cls',
+                            'model.detector.roi_head.bbox_head.loss_cls'}
+    msg = flagged['model.detector.roi_head.bbox_head.loss_cls'].message
+    assert 'gamma 3.5 > 2' in msg and 'loss_weight 2.5 > 2' in msg
+    assert 'Unbiased Teacher' in msg and 'measured' in msg
+    assert all(f.severity == 'warning' for f in flagged.values())
+    # Unbiased Teacher's own setting is not flagged
+    cfg = copy.deepcopy(demo_cfg)
+    cfg.model.detector.roi_head.bbox_head.loss_cls = dict(
+        type='SoftmaxFocalLoss', gamma=1.5, loss_weight=1.0)
+    assert not [f for f in check_config(cfg) if f.check == 'focal-settings']

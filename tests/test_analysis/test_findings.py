@@ -22,16 +22,54 @@ def _pseudo(raw, cls, rpn=None, precision=None):
                 thresholds=dict(rpn=0.5, cls=0.5), iters=(601, 800))
 
 
-def test_pseudo_starved_fires_for_zero_kept_and_merges_stages():
-    ev = Evidence(NAMES, validation=_validation([0.3, 0.1, 0.1, 0.5]),
-                  pseudo=_pseudo([100, 50, 30, 80], [5, 0, 0, 10]))
-    (f,) = fd.pseudo_starved(ev)
+def _competence(precision_by_class, num_gt=40, boxes=50):
+    """class_competence rows: a class is competent when its precision at
+    0.3 reaches 0.5 with 90% confidence (Wilson, on ``boxes`` kept)."""
+    from mmext.runs.teacher_competence import class_competence
+    tp = {n: [round(p * boxes)] * 2 for n, p in precision_by_class.items()}
+    fp = {n: [boxes - tp[n][0]] * 2 for n in precision_by_class}
+    record = dict(classes=list(precision_by_class), thresholds=[0.1, 0.3],
+                  num_gt={n: num_gt for n in precision_by_class}, tp=tp,
+                  fp=fp)
+    rows = {r['class']: r for r in class_competence(record)}
+    rows.update(_source='test', _target=0.5, _confidence=0.9)
+    return rows
+
+
+def _starved_evidence(**kw):
+    return Evidence(NAMES, validation=_validation([0.3, 0.1, 0.1, 0.5]),
+                    pseudo=_pseudo([100, 50, 30, 80], [5, 0, 0, 10]), **kw)
+
+
+def test_pseudo_starved_is_gated_on_competence():
+    errors = [_error_row(n, missed=m) for n, m in
+              zip(NAMES, [0.1, 0.2, 0.04, 0.0])]
+    ev = _starved_evidence(errors=errors, competence=_competence(dict(
+        Severe_Rust=0.8, Chipped=0.36, Broken=0.7, Tip_Wear=0.9)))
+    found = {f.rule: f for f in fd.pseudo_starved(ev)}
+    # Broken reaches precision 0.7 on 50 boxes: its threshold is too strict
+    strict = found['pseudo_starved']
+    assert strict.classes == ['Broken']
+    assert strict.action == 'calibrated_thresholds'
+    assert 'at score 0.10' in strict.evidence
+    # Chipped at precision 0.36: never lowered, supervised side instead
+    weak = found['teacher_cannot_detect']
+    assert weak.classes == ['Chipped'] and weak.action == 'supervised_first'
+    assert 'best precision 0.36' in weak.evidence
+    assert 'would add noise' in weak.title
+    # the bound is TIDE's missed-box oracle of the classes, in mAP50
+    assert weak.impact == pytest.approx(0.2 / 4)
+    assert strict.impact == pytest.approx(0.04 / 4)
+    assert strict.impact_metric == weak.impact_metric == 'mAP50'
+    assert strict.numbers['stages'] == ['rpn', 'cls']
+
+
+def test_pseudo_starved_without_competence_recommends_measuring():
+    (f,) = fd.pseudo_starved(_starved_evidence())
     assert f.classes == ['Chipped', 'Broken']
-    assert f.numbers['stages'] == ['rpn', 'cls']
-    assert 'Chipped 50 raw teacher boxes -> 0 kept' in f.evidence
-    assert f.strength == 'strong' and f.action == 'per_class_thresholds'
-    # upper bound: Chipped and Broken at the others' mean AP (0.4), over 4
-    assert f.impact == pytest.approx(2 * (0.4 - 0.1) / 4)
+    assert f.action == 'measure_competence' and f.strength == 'weak'
+    assert 'Chipped 50 raw teacher boxes' in f.evidence
+    assert f.impact is None  # no error breakdown: nothing bounds it
 
 
 def test_pseudo_starved_separates_stages_and_ignores_unscored_classes():
@@ -39,24 +77,31 @@ def test_pseudo_starved_separates_stages_and_ignores_unscored_classes():
                                         rpn=[5, 0, 3, 10]))
     (f,) = fd.pseudo_starved(ev)  # Chipped has no raw box: not starved
     assert f.classes == ['Broken'] and f.numbers['stages'] == ['cls']
-    assert f.strength == 'strong'
     ev = Evidence(NAMES, pseudo=_pseudo([100, 5, 30, 80], [5, 1, 2, 10]))
     assert fd.pseudo_starved(ev) == []
     assert fd.pseudo_starved(Evidence(NAMES)) == []
 
 
 def test_pseudo_starved_on_few_boxes_is_moderate():
-    ev = Evidence(NAMES, pseudo=_pseudo([100, 5, 30, 80], [5, 0, 2, 10]))
+    ev = Evidence(NAMES, pseudo=_pseudo([100, 5, 30, 80], [5, 0, 2, 10]),
+                  competence=_competence(dict(Chipped=0.9)))
     (f,) = fd.pseudo_starved(ev)
     assert f.classes == ['Chipped'] and f.strength == 'moderate'
+    assert f.action == 'calibrated_thresholds'
 
 
-def test_noisy_pseudo_labels():
+def test_noisy_pseudo_labels_gated():
     prec = dict(zip(NAMES, [0.9, 0.3, None, 0.45]))
     ev = Evidence(NAMES, pseudo=_pseudo([100] * 4, [40, 30, 0, 3],
-                                        precision=prec))
+                                        precision=prec),
+                  competence=_competence(dict(Chipped=0.3)))
     (f,) = fd.noisy_pseudo_labels(ev)
     assert f.classes == ['Chipped']  # Tip_Wear: 3 boxes, too few to judge
+    assert f.rule == 'teacher_cannot_detect'
+    assert f.action == 'supervised_first'
+    ev.competence = _competence(dict(Chipped=0.8))
+    (f,) = fd.noisy_pseudo_labels(ev)
+    assert f.action == 'calibrated_thresholds'
     prec['Chipped'] = 0.6
     assert fd.noisy_pseudo_labels(ev) == []
 
@@ -92,7 +137,10 @@ def test_dominant_error_groups_classes_by_their_costliest_type():
     assert set(found) == {'missed', 'background'}
     assert found['missed'].classes == ['Severe_Rust', 'Broken']
     assert found['missed'].impact == pytest.approx((0.2 + 0.08) / 4)
+    assert found['missed'].impact_metric == 'mAP50'
     assert found['background'].classes == ['Chipped']
+    # background errors are never answered with a pseudo-label threshold
+    assert found['background'].action == 'train_longer'
     assert fd.dominant_error(Evidence(NAMES, errors=rows[3:4])) == []
 
 

@@ -404,7 +404,7 @@ def test_damaged_files(how, cut, target):
             assert_clean_outcome(code, err, victim, ok_codes=ok)
         if target == 'gt':
             for tool, argv in (('class_counts', [gt_path]),
-                               ('anchor_fit', ['--ann', gt_path,
+                               ('anchor_fit', ['--ann', gt_path, '--original-size',
                                                '--num-ratios', '0'])):
                 code, _, err = run_tool(tool, argv)
                 assert_clean_outcome(code, err, victim, ok_codes=ok)
@@ -510,7 +510,7 @@ def test_bad_voc_xml(damage, victim):
         assert_clean_outcome(code, err, bad)
         if code == 0:
             assert 'skipped' in out or 'repaired' in out or damage <= {11}
-        code, _, err = run_tool('anchor_fit', ['--voc-dir', tmp,
+        code, _, err = run_tool('anchor_fit', ['--voc-dir', tmp, '--original-size',
                                                '--num-ratios', '0'])
         assert_clean_outcome(code, err, bad)
     finally:

@@ -61,10 +61,16 @@ def test_real_run_findings_equal_independent_computations(
     starved = {stage: [n for n in names if raw[n] > 0 and
                        sum(r['counts'][stage][n] for r in window) == 0]
                for stage in ('rpn', 'cls')}
-    found = [f for f in content['findings'] if f['rule'] == 'pseudo_starved']
-    got = {s: c for f in found for s in f['numbers']['stages']
-           for c in [f['classes']]}
-    assert got == {s: c for s, c in starved.items() if c}
+    # gated by competence: one finding per stage set and competence group
+    found = [f for f in content['findings']
+             if f['rule'] in ('pseudo_starved', 'teacher_cannot_detect')
+             and 'stages' in f['numbers']]
+    got = {}
+    for f in found:
+        for stage in f['numbers']['stages']:
+            got.setdefault(stage, []).extend(f['classes'])
+    assert {s: sorted(c) for s, c in got.items()} == {
+        s: sorted(c) for s, c in starved.items() if c}
     # the error breakdown: the same numbers as the module run directly
     cfg_path = next(p for p in os.listdir(monitored_run) if p.endswith('.py'))
     gt = load_ground_truth(config=osp.join(monitored_run, cfg_path),
@@ -99,25 +105,35 @@ def test_real_run_findings_equal_independent_computations(
             assert not has_errors(check_config(action['config']))
 
 
-def test_per_class_threshold_action_is_the_recommendation(monitored_run,
-                                                          tiny_demo_root,
-                                                          tmp_path):
-    content, _ = _run([monitored_run, '--data-root', tiny_demo_root,
-                       '--out-dir', str(tmp_path), '--no-anchor-search'])
-    action = next((a for a in content['actions']
-                   if a['key'] == 'per_class_thresholds'), None)
-    if action is None:
-        pytest.skip('no pseudo-label finding on this tiny run')
-    # the same file plot_pseudo_stats --write-config writes (window of 5)
-    ref = tmp_path / 'ref.py'
-    target = 'precision' if '(precision target)' in action['how'] \
-        else 'kept-ratio'
-    load_tool('plot_pseudo_stats').main([
-        monitored_run, '--write-config', str(ref), '--out-dir',
-        str(tmp_path / 'pps'), '--stages', 'rpn', 'cls', '--target', target])
-    mine = Config.fromfile(action['config']).model.semi_train_cfg
-    theirs = Config.fromfile(str(ref)).model.semi_train_cfg
-    assert mine.to_dict() == theirs.to_dict()
+def test_no_threshold_lowered_below_the_precision_target(
+        monitored_run, tiny_demo_root, demo_eval_run, tmp_path):
+    """Issue 23's rule: a class whose teacher validation precision stays
+    below the target is never given a calibrated (lower) threshold."""
+    from mmext.analysis.teacher_competence import competence_from_predictions
+    from mmext.runs.teacher_competence import class_competence
+    content, report = _run([monitored_run, '--data-root', tiny_demo_root,
+                            '--out-dir', str(tmp_path), '--no-anchor-search',
+                            '--precision-target', '0.6'])
+    cfg_path = next(p for p in os.listdir(monitored_run) if p.endswith('.py'))
+    gt = load_ground_truth(config=osp.join(monitored_run, cfg_path),
+                           data_root=tiny_demo_root)
+    dets = load_detections(osp.join(monitored_run, 'eval', 'predictions.pkl'),
+                           gt)
+    competent = {r['class'] for r in class_competence(
+        competence_from_predictions(gt, dets), 0.6) if r['competent']}
+    for f in content['findings']:
+        if f['action'] == 'calibrated_thresholds':
+            assert set(f['classes']) <= competent
+        if f['rule'] == 'teacher_cannot_detect':
+            assert not set(f['classes']) & competent
+    assert 'per_class_thresholds' not in {a['key'] for a in content['actions']}
+    for action in content['actions']:
+        assert action['measured'] or 'not measured' in report
+    if any(a['config'] for a in content['actions']):
+        control = osp.join(str(tmp_path), 'actions', '00_control.py')
+        assert osp.isfile(control)
+        assert '## How to test an action on your run' in report
+        assert 'randomness.seed=$seed' in report and '--predictions' in report
 
 
 def test_run_with_only_a_config_says_what_it_skipped(monitored_run, tmp_path):

@@ -21,8 +21,11 @@ def _run(argv):
     return exc.value.code
 
 
-def test_written_config_builds_and_trains(tiny_demo_root, tmp_path, capsys):
+def test_written_config_builds_and_trains(tiny_demo_root, tmp_path, capsys,
+                                         monkeypatch):
     from helpers import tiny_semi_config
+    import mmext.anchors.fit as fit
+    monkeypatch.setattr(fit, 'WORTH_OBJECTIVE_GAIN', -1.0)  # always worth it
     base = tmp_path / 'base.py'
     tiny_semi_config(tiny_demo_root, str(tmp_path / 'unused'), val_interval=1).dump(str(base))
     out = tmp_path / 'fit'
@@ -52,6 +55,52 @@ def test_written_config_builds_and_trains(tiny_demo_root, tmp_path, capsys):
     assert rpn.num_base_priors == 4 and rpn.rpn_cls.out_channels == 4
     assert runner.iter == 2
     assert os.path.isfile(tmp_path / 'work' / 'iter_2.pth')
+
+
+def test_no_change_recommended_writes_no_config(tiny_demo_root, tmp_path,
+                                               capsys, monkeypatch):
+    import mmext.anchors.fit as fit
+    monkeypatch.setattr(fit, 'WORTH_OBJECTIVE_GAIN', float('inf'))
+    monkeypatch.setattr(fit, 'WORTH_NO_POS_DROP', float('inf'))
+    out = tmp_path / 'fit'
+    assert _run(['--ann', os.path.join(tiny_demo_root, 'annotations',
+                                       'train_labeled.json'),
+                 '--original-size', '--out-dir', str(out), '--num-ratios',
+                 '3', '--no-progress']) == 0
+    assert 'verdict: no change recommended' in capsys.readouterr().out
+    assert not list(out.glob('anchors_*.py'))
+    res = json.loads((out / 'anchor_fit.json').read_text())
+    assert res['recommendation']['worth_a_run'] is False
+
+
+def test_worth_a_run_closed_form():
+    import mmext.anchors.fit as fit
+
+    def cov(a, b):
+        return {'s': [dict(name='a', share_pos=a), dict(name='b',
+                                                        share_pos=b),
+                      dict(name='all', share_pos=(a + b) / 2)]}
+    result = dict(recommendation=dict(
+        objective='box', num_ratios=3,
+        objective_all_boxes=dict(current=0.327, recommended=0.335)),
+        coverage=dict(current=cov(0.9, 0.76), recommended=cov(0.9, 0.78)))
+    got = fit.worth_a_run(result)
+    # +0.008 objective, b (24% without a positive) only to 22%: not worth it
+    assert not got['worth_a_run'] and got['worst_class'] == 'b'
+    assert got['worst_no_pos_share']['current'] == pytest.approx(0.24)
+    assert 'no change recommended' in got['verdict']
+    assert '--objective worst --num-ratios 5' in got['verdict']
+    result['coverage']['recommended'] = cov(0.9, 1.0)  # b: 24% -> 0%
+    got = fit.worth_a_run(result)
+    assert got['worth_a_run'] and '24% -> 0%' in got['verdict']
+
+
+def test_annotations_without_a_scale_ask_for_it(tiny_demo_root, capsys):
+    ann = os.path.join(tiny_demo_root, 'annotations', 'train_labeled.json')
+    assert _run(['--ann', ann, '--num-ratios', '0']) == 2
+    err = capsys.readouterr().err
+    assert '--scale W H' in err and '--original-size' in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def _bad_coco(path):
