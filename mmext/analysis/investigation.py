@@ -721,12 +721,12 @@ def render_markdown(ctx: Context, findings: List[Finding],
     lines += ['', '## Recommended actions, one change at a time', '']
     for i, a in enumerate(actions, 1):
         lines += _action_lines(i, a)
-    if ctx.extras.get('control_config'):
-        lines += ['', '## How to test an action on your run', '']
-        lines += _test_protocol(ctx, [a for a in actions if a.config])
     lines += ['', '## What to monitor next', '']
     for i, f in enumerate(findings, 1):
         lines.append(f'- finding {i}: {f.monitor}')
+    if ctx.extras.get('control_config'):
+        lines += ['', '## How to test an action on your run', '']
+        lines += _test_protocol(ctx, [a for a in actions if a.config])
     if ctx.skipped:
         lines += ['', '## Skipped', '']
         lines += [f'- {s["analysis"]}: {s["reason"]}' for s in ctx.skipped]

@@ -19,6 +19,13 @@ matches them to the validation ground truth with COCO matching at IoU 0.5
 Every rank gathers the same predictions (``all_gather_object``; images the
 distributed sampler repeated to pad the last batch count once) and computes
 the same record. On resume the JSON lines after the checkpoint are cut.
+
+Resume: mmengine saves the checkpoint of iteration N *before* the validation
+at N, so the thresholds that validation calibrated are not in it. On resume
+the hook gives the model the last record at or before the resumed iteration
+again (read by rank 0, broadcast to every rank) at the first training
+iteration, after every hook restored its state: the resumed run trains with
+the thresholds the uninterrupted one had.
 """
 from typing import List, Optional
 
@@ -85,6 +92,7 @@ class TeacherCompetenceHook(SafeHook):
         self.out_file = out_file
         self._results: list = []
         self._gt = None
+        self._recalibrate = False
 
     def jsonl_files(self, runner) -> List[str]:
         """The record file, cut to the resumed iteration on resume."""
@@ -96,6 +104,48 @@ class TeacherCompetenceHook(SafeHook):
         model = self.model_of(runner)
         if hasattr(model, 'competence_hook_attached'):
             model.competence_hook_attached = True
+
+    def state_dict(self) -> dict:
+        """Marks the hook as resumable (the records are in the JSON lines)."""
+        return {'out_file': self.out_file}
+
+    def load_state_dict(self, state: dict, runner) -> None:
+        """On resume: recalibrate at the first iteration (see the module
+        docstring)."""
+        self._recalibrate = True
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        """After a resume, give the model its last calibration again."""
+        if not self._recalibrate:
+            return
+        self._recalibrate = False
+        record = self._last_record(runner) if dist.is_main_process() \
+            else None
+        if dist.get_world_size() > 1:
+            box = [record]
+            dist.broadcast_object_list(box, src=0)
+            record = box[0]
+        model = self.model_of(runner)
+        if record is not None and hasattr(model,
+                                          'calibrate_pseudo_thresholds'):
+            model.calibrate_pseudo_thresholds(record, record['iter'])
+
+    def _last_record(self, runner) -> Optional[dict]:
+        import json
+        import os.path as osp
+        path = osp.join(runner.work_dir, self.out_file)
+        if not osp.isfile(path):
+            return None
+        last = None
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    if rec.get('iter') is not None and \
+                            rec['iter'] <= runner.iter:
+                        last = rec
+        return last
 
     def _predicting_model(self, runner) -> Optional[str]:
         cfg = getattr(self.model_of(runner), 'semi_test_cfg', None)

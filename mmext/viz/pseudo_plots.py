@@ -1,7 +1,7 @@
 """Plots of PseudoLabelStatsHook records (matplotlib, Agg backend).
 
 Each function takes the records of ``pseudo_label_stats.jsonl`` (as read by
-:func:`mmext.hooks.pseudo_label_record.read_records`) and returns a Figure.
+:func:`mmext.runs.pseudo_records.read_records`) and returns a Figure.
 """
 from typing import Dict, List, Optional, Sequence
 

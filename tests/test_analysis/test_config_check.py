@@ -153,7 +153,7 @@ def test_cli_exit_codes_table_and_json(user_config_file, tmp_path, capsys):
     out = tmp_path / 'findings.json'
     assert tool.main([user_config_file, '--json', str(out)]) == 1
     stdout = capsys.readouterr().out
-    assert 'severity' in stdout.splitlines()[1] and '2 error(s), 2 warning(s)' in stdout
+    assert 'severity' in stdout.splitlines()[1] and '2 error(s), 4 warning(s)' in stdout
     data = json.loads(out.read_text())
     assert data['errors'] == 2 and len(data['findings']) == 4
     assert tool.main([DEMO_CONFIG]) == 0

@@ -125,7 +125,7 @@ def panels_of(fig):
 
 
 def test_kept_ratio_small_multiples(tmp_path):
-    from mmext.hooks.pseudo_label_record import read_records
+    from mmext.runs.pseudo_records import read_records
     from mmext.viz.pseudo_plots import plot_kept_ratio
     records = read_records(write_run(str(tmp_path), num_records=4))
     # A class the teacher never predicted, and per-class cls thresholds

@@ -12,9 +12,9 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from mmext.hooks.pseudo_label_record import (hist_quantile, read_records,
-                                             recommend_thresholds,
-                                             tally_record, window_arrays)
+from mmext.hooks.pseudo_label_record import hist_quantile, tally_record
+from mmext.runs.pseudo_records import (read_records, recommend_thresholds,
+                                       window_arrays)
 from mmext.hooks.pseudo_label_stats import PseudoLabelStatsHook, hub_scalars
 from mmext.hooks.pseudo_label_tally import (ALL_STAGES, ImageGT,
                                             PseudoLabelTally,

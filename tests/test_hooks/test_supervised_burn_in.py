@@ -35,11 +35,13 @@ def test_unsupervised_losses_are_zero_during_burn_in(tiny_demo_root,
     runner = build_runner(cfg)
     runner.train()
     rows = [r for r in read_scalars(str(tmp_path / 'run')) if 'loss' in r]
-    assert [r['unsup_weight'] for r in rows] == [0.0, 0.0, 0.0, 1.0, 2.0]
+    # 0-based iterations 0-2 burn in; the ramp starts from 0 at 3 and is
+    # half way (1.0 of 2.0) at 4
+    assert [r['unsup_weight'] for r in rows] == [0.0, 0.0, 0.0, 0.0, 1.0]
     unsup = [sum(v for k, v in r.items() if k.startswith('unsup_')
                  and 'loss' in k) for r in rows]
-    assert unsup[:3] == [0.0, 0.0, 0.0]
-    assert sum(unsup[3:]) > 0  # counted again after the burn-in
+    assert unsup[:4] == [0.0] * 4
+    assert unsup[4] > 0  # counted again after the burn-in
     # the configured weight is back after training
     assert runner.model.semi_train_cfg['unsup_weight'] == 2.0
 

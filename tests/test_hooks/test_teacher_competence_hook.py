@@ -50,6 +50,17 @@ class TeacherPredictionProbe(Hook):
         self.by_val.append((runner.iter, self._now))
 
 
+class ThresholdsPerIteration(Hook):
+    """The thresholds in force at the start of every training iteration."""
+    priority = 'LOWEST'
+
+    def __init__(self):
+        self.seen = {}
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.seen[runner.iter] = runner.model.pseudo_thresholds.in_force()
+
+
 def _config(root, work_dir):
     cfg = tiny_semi_config(root, work_dir, max_iters=4, val_interval=2)
     cfg.model.type = 'PerClassSoftTeacher'
@@ -75,7 +86,9 @@ def runs(tiny_demo_root, tmp_path_factory):
     a_dir, b_dir = str(tmp / 'a'), str(tmp / 'b')
     runner_a = build_runner(_config(tiny_demo_root, a_dir))
     probe = TeacherPredictionProbe()
+    seen_a = ThresholdsPerIteration()
     runner_a.register_hook(probe)
+    runner_a.register_hook(seen_a)
     runner_a.train()
     first_b = build_runner(_config(tiny_demo_root, b_dir))
     first_b.register_hook(StopAfter(3))
@@ -83,9 +96,11 @@ def runs(tiny_demo_root, tmp_path_factory):
     cfg = _config(tiny_demo_root, b_dir)
     cfg.resume, cfg.load_from = True, os.path.join(b_dir, 'iter_2.pth')
     runner_b = build_runner(cfg)
+    seen_b = ThresholdsPerIteration()
+    runner_b.register_hook(seen_b)
     runner_b.train()
     return dict(a=a_dir, b=b_dir, runner_a=runner_a, probe=probe,
-                root=tiny_demo_root)
+                root=tiny_demo_root, seen_a=seen_a.seen, seen_b=seen_b.seen)
 
 
 def _reference(root, predictions, tmp_path):
@@ -146,14 +161,21 @@ def test_scalars_reach_the_log(runs):
 
 def test_resume_keeps_one_record_per_validation_and_the_state(runs):
     assert [r['iter'] for r in _records(runs['b'])] == [2, 4]
+    # mmengine saves iter_2.pth before the validation at 2: its thresholds
+    # are the warm-up ones ...
     meta = torch.load(os.path.join(runs['b'], 'iter_2.pth'),
                       weights_only=False)['meta']
     saved = meta['mmext']['PseudoThresholdHook']['state']['stages']
+    assert saved['rpn']['values'] == [0.5] * 5
+    # ... yet the resumed run trains iteration 3 with the thresholds the
+    # validation at 2 calibrated, as the uninterrupted run did
     rec2 = _records(runs['b'])[0]
-    for k, name in enumerate(rec2['classes']):
+    expected = []
+    for name in rec2['classes']:
         thr = calibrated_threshold(rec2['thresholds'], rec2['tp'][name],
                                    rec2['fp'][name], 0.01, 0.5)
-        assert saved['rpn']['values'][k] == pytest.approx(
-            0.5 if thr is None else thr)
+        expected.append(0.5 if thr is None else thr)
+    assert runs['seen_b'][2]['rpn'] == pytest.approx(expected)
+    assert runs['seen_b'][2] == runs['seen_a'][2]
     # same seed, same data up to the checkpoint: the same first record
     assert _records(runs['b'])[0] == _records(runs['a'])[0]
