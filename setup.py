@@ -23,6 +23,6 @@ setup(
     ] + read_requirements('requirements/runtime.txt'),
     extras_require={'tests': read_requirements('requirements/tests.txt')},
     include_package_data=True,
-    package_data={'mmext.analysis': ['measured_effects.json']},
+    package_data={'mmext.experiments': ['measured_effects.json']},
     zip_safe=False,
 )

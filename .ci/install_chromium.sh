@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's chromium for tests/test_report's screenshot test, if it is
+# Install Debian's chromium for tests/test_investigation/test_run_report.py screenshot test, if it is
 # missing and this machine lets us (root, or passwordless sudo, and apt-get).
 # Prints one line saying what it did. Never fails: without chromium the test
 # skips and says why, which must not turn CI red.

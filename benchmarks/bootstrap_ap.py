@@ -34,10 +34,10 @@ def main(argv=None) -> int:
                         help='detections per image (100)')
     parser.add_argument('--resamples', type=int, default=1000)
     args = parser.parse_args(argv)
-    from mmext.analysis.bootstrap_ap import eval_matches, paired_bootstrap
-    from mmext.analysis.coco_match import (coco_from_detections,
+    from mmext.evaluation.bootstrap_ap import eval_matches, paired_bootstrap
+    from mmext.evaluation.coco_match import (coco_from_detections,
                                            coco_from_table, run_cocoeval)
-    from mmext.analysis.predictions import Detections
+    from mmext.evaluation.predictions import Detections
     from mmext.data import load_coco
     rng = np.random.default_rng(0)
     names = ['Severe_Rust', 'Chipped', 'Broken', 'Tip_Wear', 'Scratched']

@@ -25,7 +25,7 @@ change in its correct mmext form:
 - ``burnin_calibrated``: both, the calibration from the end of the burn-in.
 
 ``--write-effects`` writes the comparison into mmext's measured-effects file
-(``mmext/analysis/measured_effects.json``), which ``tools/investigate.py``
+(``mmext/experiments/measured_effects.json``), which ``tools/investigate.py``
 shows beside each action.
 
 Every arm trains ``--seeds`` times (``randomness.seed``) for ``--iters``
@@ -296,8 +296,8 @@ def val_gt_json(args) -> str:
 
 
 def write_effects(args, argv: list) -> None:
-    """The comparison's regimes into mmext/analysis/measured_effects.json."""
-    from mmext.analysis.measured_effects import (EFFECTS_FILE, merge_regimes,
+    """The comparison's regimes into mmext/experiments/measured_effects.json."""
+    from mmext.experiments.measured_effects import (EFFECTS_FILE, merge_regimes,
                                                  regimes_from_compare)
     with open(osp.join(args.out, 'compare', 'compare.json')) as f:
         compare = json.load(f)

@@ -171,7 +171,7 @@ def arm_summary(work: str, window: int) -> dict:
 
 
 def print_table(summaries: dict) -> str:
-    from mmext.analysis.report import format_table
+    from mmext.utils.tables import format_table
     rows = []
     for arm, s in summaries.items():
         for name, c in s['classes'].items():

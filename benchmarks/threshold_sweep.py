@@ -21,10 +21,10 @@ import time
 import numpy as np
 from pycocotools.cocoeval import COCOeval
 
-from mmext.analysis.coco_match import (coco_from_detections, coco_from_table,
+from mmext.evaluation.coco_match import (coco_from_detections, coco_from_table,
                                        resolve_backend)
-from mmext.analysis.predictions import Detections
-from mmext.analysis.threshold_sweep import sweep_thresholds
+from mmext.evaluation.predictions import Detections
+from mmext.evaluation.threshold_sweep import sweep_thresholds
 from mmext.data import build_box_table
 
 CLASSES = ('Severe_Rust', 'Chipped', 'Broken', 'Tip_Wear', 'Scratched')

@@ -27,3 +27,4 @@ def neu_det_root():
         pytest.skip(f'real data not found at {NEU_DET} (only CI and the '
                     'developers have ../shared)')
     return NEU_DET
+from analysis_fixtures import demo_eval_run  # noqa: E402,F401

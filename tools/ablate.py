@@ -36,7 +36,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.gpus < 1:
         raise MMExtError(f'--gpus must be >= 1, got {args.gpus}')
-    from mmext.analysis.ablation import write_ablation
+    from mmext.experiments.ablation import write_ablation
     manifest = write_ablation(args.base, args.new, args.out_dir,
                               args.work_root, args.gpus)
     for arm in manifest['arms']:

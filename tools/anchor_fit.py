@@ -35,7 +35,7 @@ if 'mmext' not in sys.modules:
     # reads files only: skip registering mmext in mmdet (torch, seconds)
     os.environ['MMEXT_NO_REGISTER'] = '1'
 
-from mmext.analysis.report import format_table, write_csv, write_json
+from mmext.utils.tables import format_table, write_csv, write_json
 from mmext.anchors import RATIO_NOTE, OBJECTIVES, fit_anchors, load_fit_inputs
 from mmext.anchors.config_writer import write_anchor_config, write_anchor_snippet
 from mmext.utils import MMExtError, run_cli

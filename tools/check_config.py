@@ -15,8 +15,8 @@ Example:
 import argparse
 from typing import List, Optional
 
-from mmext.analysis.config_check import check_config, has_errors
-from mmext.analysis.report import format_table, write_json
+from mmext.checks.config_check import check_config, has_errors
+from mmext.utils.tables import format_table, write_json
 from mmext.utils import run_cli
 from mmext.utils.cli import output_file
 

@@ -27,7 +27,7 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-from mmext.analysis.dataset_check_report import (format_report, run_dataset_checks,
+from mmext.checks.dataset_check_report import (format_report, run_dataset_checks,
                                                  run_source_checks)
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config

@@ -13,7 +13,7 @@ Examples:
 import argparse
 from typing import List, Optional
 
-from mmext.analysis.report import format_table, write_json
+from mmext.utils.tables import format_table, write_json
 from mmext.losses import class_balanced_weights
 from mmext.data import describe_skipped, load_any_boxes
 from mmext.utils import run_cli

@@ -23,14 +23,14 @@ if 'mmext' not in sys.modules:
     # reads files only: skip registering mmext in mmdet (torch, seconds)
     os.environ['MMEXT_NO_REGISTER'] = '1'
 
-from mmext.analysis.class_efficiency import (DEFAULT_STATUS_THRESHOLDS,
+from mmext.evaluation.class_efficiency import (DEFAULT_STATUS_THRESHOLDS,
                                              class_efficiency,
                                              count_ap_correlation,
                                              efficiency_cells)
 from mmext.runs.validations import (classwise_ap, pick_validation,
                                            read_metrics_json,
                                            read_work_dir_validations)
-from mmext.analysis.report import (format_markdown, format_table,
+from mmext.utils.tables import (format_markdown, format_table,
                                    skip_summary, write_csv, write_json)
 from mmext.data import load_boxes, load_boxes_from_config
 from mmext.utils import MMExtError, run_cli

@@ -33,7 +33,7 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mmext.analysis.report import format_table, write_csv, write_json
+from mmext.utils.tables import format_table, write_csv, write_json
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.cli import nonnegative_int, output_dir, positive_int
 
@@ -87,11 +87,11 @@ def run_classes(work_dir: str) -> List[str]:
 
 def bootstrap(args, arms: Dict[str, List[str]], class_names: List[str]):
     """Paired bootstrap rows per non-control arm, for AP and AP50."""
-    from mmext.analysis.bootstrap_ap import eval_matches, paired_bootstrap
-    from mmext.analysis.coco_match import (coco_from_detections,
+    from mmext.evaluation.bootstrap_ap import eval_matches, paired_bootstrap
+    from mmext.evaluation.coco_match import (coco_from_detections,
                                            coco_from_table, run_cocoeval)
-    from mmext.analysis.compare_runs import parse_arm
-    from mmext.analysis.predictions import load_detections
+    from mmext.experiments.compare_runs import parse_arm
+    from mmext.evaluation.predictions import load_detections
     from mmext.data import load_coco
     preds = dict(parse_arm(p) for p in args.predictions)
     missing = [a for a in arms if a not in preds]
@@ -129,7 +129,7 @@ def bootstrap(args, arms: Dict[str, List[str]], class_names: List[str]):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from mmext.analysis.compare_runs import (check_expectations,
+    from mmext.experiments.compare_runs import (check_expectations,
                                              check_same_classes,
                                              comparison_rows,
                                              parse_expectation, parse_arm,

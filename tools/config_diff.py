@@ -31,8 +31,8 @@ if 'mmext' not in sys.modules:
     # reads files only: skip registering mmext in mmdet (torch, seconds)
     os.environ['MMEXT_NO_REGISTER'] = '1'
 
-from mmext.analysis.config_diff import GROUPS, SEVERITIES, diff_configs
-from mmext.analysis.report import format_table, write_json
+from mmext.experiments.config_diff import GROUPS, SEVERITIES, diff_configs
+from mmext.utils.tables import format_table, write_json
 from mmext.utils import run_cli
 from mmext.utils.cli import output_file
 

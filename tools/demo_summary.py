@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import List, Optional
 
-from mmext.analysis.report import format_table
+from mmext.utils.tables import format_table
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.run_summary import latest_checkpoint, read_metrics, run_files
 

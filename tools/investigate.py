@@ -5,7 +5,7 @@ pseudo_label_stats.jsonl, anchor_match_stats.jsonl, loss_stability.jsonl, the
 log's warnings, WORK_DIR/eval/predictions.pkl or --predictions), runs every
 analysis those inputs allow (config check, per-class AP, pseudo labels per
 stage, anchor matching, loss stability, error breakdown, threshold sweep,
-class efficiency), applies the rules of mmext.analysis.findings and writes
+class efficiency), applies the rules of mmext.investigation.findings and writes
 
     OUT_DIR/report.md        the problem in numbers, findings ranked by
                              strength of evidence and expected AP impact,
@@ -35,7 +35,7 @@ import argparse
 import os.path as osp
 from typing import List, Optional
 
-from mmext.analysis.investigation import (DEFAULT_DEPLOY_THR, Context,
+from mmext.investigation.investigate import (DEFAULT_DEPLOY_THR, Context,
                                           investigate)
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.cli import fraction, output_dir

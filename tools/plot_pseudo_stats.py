@@ -29,7 +29,7 @@ import os
 import os.path as osp
 from typing import List, Optional
 
-from mmext.analysis.report import format_table, write_csv, write_json
+from mmext.utils.tables import format_table, write_csv, write_json
 from mmext.runs.files import PSEUDO_LABEL_STATS
 from mmext.runs.pseudo_records import (THRESHOLD_COLUMNS,
                                        format_recommendation, kept_ratio,
@@ -174,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def write_config(args: argparse.Namespace, stats_path: str,
                  rows: List[dict], first_iter: int) -> None:
     """Write --write-config from the recommendation rows."""
-    from mmext.analysis.pseudo_threshold_config import (
+    from mmext.experiments.pseudo_threshold_config import (
         TARGET_COLUMNS, recommendation_header,
         write_threshold_config)
     column = TARGET_COLUMNS[args.target]

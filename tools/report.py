@@ -17,8 +17,8 @@ import argparse
 import os
 from typing import List, Optional
 
-from mmext.analysis.report import format_table, write_csv, write_json
-from mmext.analysis.run_report import load_run, stability_table, write_report
+from mmext.utils.tables import format_table, write_csv, write_json
+from mmext.investigation.run_report import load_run, stability_table, write_report
 from mmext.utils import run_cli
 from mmext.utils.cli import output_file, positive_float, positive_int
 

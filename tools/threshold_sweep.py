@@ -23,12 +23,12 @@ if 'mmext' not in sys.modules:
     # reads files only: skip registering mmext in mmdet (torch, seconds)
     os.environ['MMEXT_NO_REGISTER'] = '1'
 
-from mmext.analysis.ground_truth import (add_backend_arg, add_prediction_args,
+from mmext.evaluation.ground_truth import (add_backend_arg, add_prediction_args,
                                          load_gt_and_detections,
                                          prediction_inputs)
-from mmext.analysis.report import (format_table, skip_summary, write_csv,
+from mmext.utils.tables import (format_table, skip_summary, write_csv,
                                    write_json)
-from mmext.analysis.threshold_sweep import (default_thresholds, images_lost,
+from mmext.evaluation.threshold_sweep import (default_thresholds, images_lost,
                                             sweep_rows, sweep_summary,
                                             sweep_thresholds)
 from mmext.data import describe_skipped

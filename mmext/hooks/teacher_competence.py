@@ -5,7 +5,7 @@ At every validation the hook keeps the teacher's predictions (under Soft
 Teacher's ``TeacherStudentValLoop`` the pass with ``predict_on='teacher'``;
 the model itself for a plain detector), gathers them from every process,
 matches them to the validation ground truth with COCO matching at IoU 0.5
-(:func:`mmext.analysis.teacher_competence.competence_from_predictions`) and
+(:func:`mmext.evaluation.teacher_competence.competence_from_predictions`) and
 
 - appends the record to ``<work_dir>/teacher_competence.jsonl``;
 - puts per class ``val/competence/<class>/thr_at_target`` (the calibrated
@@ -189,8 +189,8 @@ class TeacherCompetenceHook(SafeHook):
                           logger='current', level=20)
 
     def _record(self, runner, results: list) -> dict:
-        from ..analysis.predictions import detections_from_results
-        from ..analysis.teacher_competence import competence_from_predictions
+        from ..evaluation.predictions import detections_from_results
+        from ..evaluation.teacher_competence import competence_from_predictions
         if self._gt is None:
             from ..data import load_boxes_from_config
             self._gt = load_boxes_from_config(

@@ -1,7 +1,7 @@
 """Reading a training run: the one place that knows a work_dir's layout.
 
 Below both :mod:`mmext.hooks` (which write with :mod:`.files`' names) and
-:mod:`mmext.analysis` (which reads through :class:`WorkDir`). Imports neither
+the evaluation, experiments and investigation rooms (which read through :class:`WorkDir`). Imports neither
 torch nor mmdet.
 """
 from . import files

@@ -3,7 +3,7 @@
 One record per validation (``teacher_competence.jsonl``, written by
 :class:`~mmext.hooks.TeacherCompetenceHook`, or computed after the fact from
 ``tools/test.py --out`` predictions by
-:func:`mmext.analysis.teacher_competence.competence_from_predictions`)::
+:func:`mmext.evaluation.teacher_competence.competence_from_predictions`)::
 
     {"iter": 800, "model": "teacher", "iou_thr": 0.5, "num_images": 60,
      "classes": [...], "thresholds": [0.0, 0.01, ..., 1.0],

@@ -22,7 +22,7 @@ def plot_pr_curves(curves: Sequence, path: str) -> str:
     """Precision-recall curve of every class (every detection's score).
 
     Args:
-        curves: :class:`~mmext.analysis.threshold_sweep.ClassCurve` objects
+        curves: :class:`~mmext.evaluation.threshold_sweep.ClassCurve` objects
             (``pr_recall``, ``pr_precision``, ``name``, ``ap50``).
         path: Output PNG.
     """

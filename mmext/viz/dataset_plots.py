@@ -24,7 +24,7 @@ def plot_pipeline_samples(samples: Sequence, path: str) -> str:
     """Grid of samples: one row each, the loaded image then every branch.
 
     Args:
-        samples: :class:`mmext.analysis.pipeline_check.DrawnSample` objects
+        samples: :class:`mmext.checks.pipeline_check.DrawnSample` objects
             (``title`` and ``panels`` of ``(caption, image, boxes)``).
         path: Output PNG.
 

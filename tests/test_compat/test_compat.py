@@ -60,8 +60,8 @@ def test_reading_runs_and_predictions_imports_no_torch():
     nor mmdet.models (python -X importtime lists every module imported)."""
     code = ('import os; os.environ["MMEXT_NO_REGISTER"] = "1"\n'
             'import mmext.runs, mmext.runs.teacher_competence\n'
-            'import mmext.analysis.predictions, mmext.analysis.threshold_sweep'
-            '\nimport mmext.analysis.teacher_competence, mmext.data\n')
+            'import mmext.evaluation.predictions, mmext.evaluation.threshold_sweep'
+            '\nimport mmext.evaluation.teacher_competence, mmext.data\n')
     proc = subprocess.run([sys.executable, '-X', 'importtime', '-c', code],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -154,7 +154,7 @@ def test_reference_and_alarms_survive_checkpoint(tmp_path, warnings_of):
 
 
 def test_run_report_shows_the_windows_the_hook_wrote(tmp_path, warnings_of):
-    from mmext.analysis.run_report import load_run, loss_window_rows
+    from mmext.investigation.run_report import load_run, loss_window_rows
     losses = healthy_stream(1000, 7)
     losses[450:] *= 2.0
     _feed(LossStabilityHook(window=100), _runner(tmp_path), losses)

@@ -126,7 +126,7 @@ def _reference(root, predictions, tmp_path):
 def test_records_equal_pycocotools_and_thresholds_follow(runs, tmp_path):
     import sys
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))), 'test_analysis'))
+        os.path.abspath(__file__))), 'test_evaluation'))
     records = _records(runs['a'])
     assert [r['iter'] for r in records] == [2, 4]
     assert all(r['model'] == 'teacher' for r in records)

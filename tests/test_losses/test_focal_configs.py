@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import ROOT, tiny_semi_config
-from mmext.analysis.config_check import check_config, has_errors
+from mmext.checks.config_check import check_config, has_errors
 from mmext.engine import build_runner
 from mmext.losses import EqualizedFocalLoss, SigmoidFocalLoss, SoftmaxFocalLoss
 

@@ -1,0 +1,3 @@
+"""Checks before and after training: configs (silent mismatches), datasets
+(annotations, pipelines, homographies), predictions. Each module is imported
+on use."""
