@@ -61,3 +61,55 @@ def read_log_text(work_dir: str) -> str:
         with open(path) as f:
             text += f.read()
     return text
+
+
+def ddp_probe_run(data_root: str, tmp, probe_module: str, hooks: list,
+                  max_iters: int = 4, val_interval: int = 0,
+                  edit=None) -> str:
+    """The tiny demo under torchrun (2 processes, gloo) with MeanTeacherHook
+    and ``hooks``; the workers import ``probe_module`` (a test module of
+    tests/test_hooks that registers its probe hooks).
+
+    Args:
+        data_root: The tiny demo dataset.
+        tmp: A pytest temporary folder (``pathlib.Path``).
+        probe_module: Module name the workers import with mmext.
+        hooks: Custom hooks after MeanTeacherHook.
+        max_iters: Training iterations.
+        val_interval: Validate every this many iterations; 0 = never.
+        edit: Called with the config before it is dumped.
+
+    Returns:
+        The run's work_dir.
+    """
+    work_dir = str(tmp / 'run')
+    cfg = tiny_semi_config(data_root, work_dir, max_iters=max_iters,
+                           val_interval=val_interval)
+    if edit is not None:
+        edit(cfg)
+    cfg.custom_imports = dict(imports=['mmext', probe_module],
+                              allow_failed_imports=False)
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'] == 'MeanTeacherHook'] + list(hooks)
+    proc = run_torchrun_training(
+        cfg, str(tmp / 'cfg.py'), work_dir,
+        pythonpath=(os.path.join(ROOT, 'tests', 'test_hooks'),
+                    os.path.join(ROOT, 'tests')))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    return work_dir
+
+
+def append_rank_record(runner, name: str, record: dict) -> None:
+    """Append ``record`` to ``<work_dir>/<name>_rank<r>.jsonl``."""
+    import json
+    from mmengine import dist
+    path = os.path.join(runner.work_dir, f'{name}_rank{dist.get_rank()}.jsonl')
+    with open(path, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+
+
+def read_rank_records(work_dir: str, name: str, rank: int) -> list:
+    """The records :func:`append_rank_record` wrote for ``rank``."""
+    import json
+    with open(os.path.join(work_dir, f'{name}_rank{rank}.jsonl')) as f:
+        return [json.loads(line) for line in f]

@@ -13,9 +13,7 @@ from mmdet.registry import HOOKS
 from mmengine import dist
 from mmengine.hooks import Hook
 
-from helpers import ROOT, run_torchrun_training, tiny_semi_config
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from helpers import append_rank_record, ddp_probe_run, read_rank_records
 
 
 def _find(runner, name):
@@ -58,9 +56,7 @@ def _fail(*args, **kwargs):
 
 
 def _write(runner, record):
-    path = os.path.join(runner.work_dir, f'probe_rank{dist.get_rank()}.jsonl')
-    with open(path, 'a') as f:
-        f.write(json.dumps(record) + '\n')
+    append_rank_record(runner, 'probe', record)
 
 
 def _read(path):
@@ -70,24 +66,16 @@ def _read(path):
 
 @pytest.fixture(scope='module')
 def ddp_run(tiny_demo_root, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('monitors_ddp')
-    work_dir = str(tmp / 'run')
-    cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=4)
-    cfg.custom_imports = dict(imports=['mmext', 'test_monitors_ddp'],
-                              allow_failed_imports=False)
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h['type'] == 'MeanTeacherHook'] + [
-        dict(type='LossStabilityHook', window=2),
-        dict(type='AnchorMatchStatsHook', interval=2),
-        dict(type='MonitorProbeBefore'), dict(type='MonitorProbeAfter')]
-    proc = run_torchrun_training(cfg, str(tmp / 'cfg.py'), work_dir,
-                                 pythonpath=(HERE, os.path.join(ROOT, 'tests')))
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return work_dir
+    return ddp_probe_run(
+        tiny_demo_root, tmp_path_factory.mktemp('monitors_ddp'),
+        'test_monitors_ddp',
+        [dict(type='LossStabilityHook', window=2),
+         dict(type='AnchorMatchStatsHook', interval=2),
+         dict(type='MonitorProbeBefore'), dict(type='MonitorProbeAfter')])
 
 
 def test_loss_is_the_mean_over_ranks(ddp_run):
-    ranks = [_read(os.path.join(ddp_run, f'probe_rank{r}.jsonl'))
+    ranks = [read_rank_records(ddp_run, 'probe', r)
              for r in range(2)]
     for it in range(1, 5):
         local = [next(x['loss'] for x in rank
@@ -101,7 +89,7 @@ def test_loss_is_the_mean_over_ranks(ddp_run):
 
 
 def test_anchor_counts_are_summed_over_ranks(ddp_run):
-    ranks = [_read(os.path.join(ddp_run, f'probe_rank{r}.jsonl'))
+    ranks = [read_rank_records(ddp_run, 'probe', r)
              for r in range(2)]
     records = _read(os.path.join(ddp_run, 'anchor_match_stats.jsonl'))
     assert [r['iter'] for r in records] == [2]  # rank 0 writes, once
@@ -121,7 +109,7 @@ def test_failure_on_one_rank_disables_the_hook_on_both(ddp_run):
     """Rank 1's counting fails in iteration 4; at that interval's all_reduce
     both ranks switch the hook off, and training ends (no deadlock)."""
     for rank in range(2):
-        after = {x['iter']: x['anchor_disabled'] for x in _read(
-            os.path.join(ddp_run, f'probe_rank{rank}.jsonl'))
+        after = {x['iter']: x['anchor_disabled'] for x in read_rank_records(
+            ddp_run, 'probe', rank)
             if x['kind'] == 'after'}
         assert after == {1: False, 2: False, 3: False, 4: True}

@@ -7,17 +7,13 @@ that both ranks hold identical thresholds at every iteration, that the
 ranks saw different images, and that one process fed the same images (rank
 0's, then rank 1's, update by update) computes the same thresholds.
 """
-import json
-import os
 
 import pytest
 from mmdet.registry import HOOKS
-from mmengine import dist
 from mmengine.hooks import Hook
 
-from helpers import ROOT, run_torchrun_training, tiny_semi_config
+from helpers import append_rank_record, ddp_probe_run, read_rank_records
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 SEMI = dict(
     pseudo_label_initial_score_thr=0.1,
     rpn_pseudo_thr=dict(type='gmm', warmup_thr=0.17, min_scores=4,
@@ -30,9 +26,7 @@ SEMI = dict(
 
 
 def _write(runner, record):
-    path = os.path.join(runner.work_dir, f'thr_probe_rank{dist.get_rank()}.jsonl')
-    with open(path, 'a') as f:
-        f.write(json.dumps(record) + '\n')
+    append_rank_record(runner, 'thr_probe', record)
 
 
 @HOOKS.register_module(force=True)
@@ -56,33 +50,23 @@ class ThresholdProbeAfter(Hook):
             thr=runner.model.module.pseudo_thresholds.in_force()))
 
 
-def _read(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f]
+
+def _per_class(cfg):
+    cfg.model.type = 'PerClassSoftTeacher'
+    cfg.model.semi_train_cfg.update(SEMI)
 
 
 @pytest.fixture(scope='module')
 def ddp_run(tiny_demo_root, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('thr_ddp')
-    work_dir = str(tmp / 'run')
-    cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=4)
-    cfg.model.type = 'PerClassSoftTeacher'
-    cfg.model.semi_train_cfg.update(SEMI)
-    cfg.custom_imports = dict(imports=['mmext', 'test_pseudo_threshold_ddp'],
-                              allow_failed_imports=False)
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h['type'] == 'MeanTeacherHook'] + [
-        dict(type='PseudoThresholdHook'), dict(type='ThresholdProbeBefore'),
-        dict(type='ThresholdProbeAfter')]
-    proc = run_torchrun_training(cfg, str(tmp / 'cfg.py'), work_dir,
-                                 pythonpath=(HERE, os.path.join(ROOT, 'tests')))
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return work_dir
+    return ddp_probe_run(
+        tiny_demo_root, tmp_path_factory.mktemp('thr_ddp'),
+        'test_pseudo_threshold_ddp',
+        [dict(type='PseudoThresholdHook'), dict(type='ThresholdProbeBefore'),
+         dict(type='ThresholdProbeAfter')], edit=_per_class)
 
 
 def test_ranks_hold_identical_thresholds(ddp_run):
-    ranks = [_read(os.path.join(ddp_run, f'thr_probe_rank{r}.jsonl'))
-             for r in range(2)]
+    ranks = [read_rank_records(ddp_run, 'thr_probe', r) for r in range(2)]
     after = [{x['iter']: x['thr'] for x in rank if x['kind'] == 'after'}
              for rank in ranks]
     assert sorted(after[0]) == [1, 2, 3, 4]
@@ -96,8 +80,7 @@ def test_ranks_hold_identical_thresholds(ddp_run):
 
 def test_one_process_on_the_same_scores_gives_the_same(ddp_run):
     from mmext.models.pseudo_thresholds import PseudoThresholds
-    ranks = [_read(os.path.join(ddp_run, f'thr_probe_rank{r}.jsonl'))
-             for r in range(2)]
+    ranks = [read_rank_records(ddp_run, 'thr_probe', r) for r in range(2)]
     single = PseudoThresholds(SEMI, 5)
     for it in range(1, 5):
         for rank in ranks:

@@ -5,12 +5,9 @@ import os
 
 import pytest
 from mmdet.registry import HOOKS
-from mmengine import dist
 from mmengine.hooks import Hook
 
-from helpers import ROOT, run_torchrun_training, tiny_semi_config
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from helpers import append_rank_record, ddp_probe_run, read_rank_records
 
 
 @HOOKS.register_module(force=True)
@@ -19,12 +16,9 @@ class CompetenceRankProbe(Hook):
     priority = 'LOWEST'
 
     def after_val_epoch(self, runner, metrics=None):
-        path = os.path.join(runner.work_dir,
-                            f'competence_rank{dist.get_rank()}.jsonl')
-        with open(path, 'a') as f:
-            f.write(json.dumps(dict(
-                iter=runner.iter,
-                thr=runner.model.module.pseudo_thresholds.in_force())) + '\n')
+        append_rank_record(runner, 'competence', dict(
+            iter=runner.iter,
+            thr=runner.model.module.pseudo_thresholds.in_force()))
 
 
 def _read(path):
@@ -32,27 +26,21 @@ def _read(path):
         return [json.loads(line) for line in f]
 
 
-@pytest.fixture(scope='module')
-def ddp_run(tiny_demo_root, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('competence_ddp')
-    work_dir = str(tmp / 'run')
-    cfg = tiny_semi_config(tiny_demo_root, work_dir, max_iters=4,
-                           val_interval=2)
+def _calibrated(cfg):
     cfg.model.type = 'PerClassSoftTeacher'
     cfg.model.semi_train_cfg.pseudo_label_initial_score_thr = 0.0
     cfg.model.semi_train_cfg.cls_pseudo_thr = dict(
         type='calibrated', warmup_thr=0.5, precision_target=0.01,
         confidence=0.5, floor=0.0)
-    cfg.custom_imports = dict(imports=['mmext', 'test_teacher_competence_ddp'],
-                              allow_failed_imports=False)
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h['type'] == 'MeanTeacherHook'] + [
-        dict(type='TeacherCompetenceHook'), dict(type='PseudoThresholdHook'),
-        dict(type='CompetenceRankProbe')]
-    proc = run_torchrun_training(cfg, str(tmp / 'cfg.py'), work_dir,
-                                 pythonpath=(HERE, os.path.join(ROOT, 'tests')))
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    return work_dir
+
+
+@pytest.fixture(scope='module')
+def ddp_run(tiny_demo_root, tmp_path_factory):
+    return ddp_probe_run(
+        tiny_demo_root, tmp_path_factory.mktemp('competence_ddp'),
+        'test_teacher_competence_ddp',
+        [dict(type='TeacherCompetenceHook'), dict(type='PseudoThresholdHook'),
+         dict(type='CompetenceRankProbe')], val_interval=2, edit=_calibrated)
 
 
 def test_one_record_per_validation_over_all_images(ddp_run, tiny_demo_root):
@@ -67,8 +55,7 @@ def test_one_record_per_validation_over_all_images(ddp_run, tiny_demo_root):
 
 
 def test_ranks_hold_identical_calibrated_thresholds(ddp_run):
-    ranks = [_read(os.path.join(ddp_run, f'competence_rank{r}.jsonl'))
-             for r in range(2)]
+    ranks = [read_rank_records(ddp_run, 'competence', r) for r in range(2)]
     assert [x['iter'] for x in ranks[0]] == [2, 4]
     assert ranks[0] == ranks[1]
     from mmext.runs.teacher_competence import calibrated_threshold
