@@ -16,7 +16,8 @@ from mmext.data import load_boxes_from_config
 from mmext.utils import MMExtError
 from mmext.viz.dataset_plots import (plot_class_distribution, plot_pipeline_samples,
                                  plot_prediction_sanity)
-from mmext.checks.check_result import CheckResult, status_counts, worst_status
+from mmext.checks.check_result import (CheckResult, make_check, status_counts,
+                                       worst_status)
 from mmext.checks.dataset_check import check_annotation_source, check_annotations
 from mmext.checks.pipeline_check import check_pipelines
 from mmext.checks.prediction_check import prediction_checks, prediction_stats, score_histogram
@@ -143,6 +144,12 @@ def _add_prediction_rows(report: DatasetCheckReport, dets, gt, path: str,
                          score_thr: float, out_dir: str) -> None:
     stats = prediction_stats(dets, gt, score_thr)
     report.results += prediction_checks(stats, score_thr)
+    skipped = dets.skip_counts()
+    report.results.append(make_check(
+        'usable detections', path,
+        [f'{n} skipped: {reason}' for reason, n in sorted(skipped.items())],
+        len(dets) + sum(skipped.values()), severity='warn',
+        detail=f'{len(dets)} used, {sum(skipped.values())} skipped'))
     report.extra['predictions'] = dict(
         file=path, score_thr=score_thr, score_histogram=score_histogram(stats.scores),
         spread_ratio=stats.spread_ratio, own_vs_other=stats.own_vs_other,

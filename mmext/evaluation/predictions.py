@@ -65,8 +65,17 @@ def _empty_rows() -> Dict[str, list]:
     return {k: [] for k in _COLUMNS + ('file_name',)}
 
 
+#: Share of detections on images the ground truth does not know above
+#: which a predictions file is taken for another dataset's (an error).
+FOREIGN_SHARE = 0.5
+#: image_id of a row whose file name the ground truth does not know although
+#: its id matches one (an id shared by chance with another dataset).
+OTHER_FILE = -2
+
+
 def _image_ids(rows: Dict[str, list], gt: BoxTable) -> np.ndarray:
-    """Each row's ground-truth image_id (-1: unknown).
+    """Each row's ground-truth image_id (-1: unknown; :data:`OTHER_FILE`:
+    the id is known but the row's file is not).
 
     A row's ``file_name`` decides where the ground truth knows it (an
     Ultralytics ``image_id`` is the file stem, which may collide with the
@@ -78,6 +87,9 @@ def _image_ids(rows: Dict[str, list], gt: BoxTable) -> np.ndarray:
     for i, (key, name) in enumerate(zip(rows['image_id'], rows['file_name'])):
         if isinstance(name, str) and os.path.basename(name) in by_file:
             out[i] = by_file[os.path.basename(name)]
+            continue
+        if isinstance(name, str) and name and by_file:
+            out[i] = OTHER_FILE  # a file this ground truth does not have
             continue
         if isinstance(key, bool) or not isinstance(key, (int, str)):
             continue  # a list, float or None where an id belongs
@@ -115,6 +127,8 @@ def _rows_from_results(results: list, rows: Dict[str, list],
                        path: str) -> None:
     """Fill ``rows`` from mmdet's per-image results (``img_id``,
     ``pred_instances``); ``path`` names their source in errors."""
+    first_at: Dict[object, int] = {}
+    repeated = []
     for n, res in enumerate(results):
         if not isinstance(res, dict) or 'pred_instances' not in res \
                 or 'img_id' not in res:
@@ -135,12 +149,27 @@ def _rows_from_results(results: list, rows: Dict[str, list],
         if not len(boxes) == len(scores) == len(labels):
             raise MMExtError(f'{path}: result {n}: {len(boxes)} bboxes, '
                              f'{len(scores)} scores, {len(labels)} labels')
+        key = res['img_id']
+        try:
+            if key in first_at:
+                repeated.append((key, first_at[key], n))
+            else:
+                first_at[key] = n
+        except TypeError:  # an unhashable id: the row check names it
+            pass
         rows['image_id'].extend([res['img_id']] * len(scores))
         rows['file_name'].extend([res.get('img_path')] * len(scores))
         rows['label'].extend(labels.tolist())
         rows['score'].extend(scores.tolist())
         for k, name in enumerate(('x1', 'y1', 'x2', 'y2')):
             rows[name].extend(boxes[:, k].tolist())
+    if repeated:
+        key, first, again = repeated[0]
+        raise MMExtError(
+            f'{path}: {len(repeated)} result(s) repeat an image (img_id '
+            f'{key!r} at results {first} and {again}): each image must have '
+            'one result, or its detections are counted twice (two '
+            'prediction files concatenated?)')
 
 
 def _float(value) -> float:
@@ -212,7 +241,9 @@ def _validate(rows: Dict[str, list], gt: BoxTable,
     for i in range(n):
         x1, y1, x2, y2 = (rows[k][i] for k in ('x1', 'y1', 'x2', 'y2'))
         score, label = rows['score'][i], rows['label'][i]
-        if image_id[i] < 0:
+        if image_id[i] == OTHER_FILE:
+            reason = 'image file not in the ground truth'
+        elif image_id[i] < 0:
             reason = 'unknown image id'
         elif not 0 <= label < num_classes:
             reason = 'unknown category'
@@ -228,6 +259,7 @@ def _validate(rows: Dict[str, list], gt: BoxTable,
             continue
         keep[i] = False
         skipped.append(SkippedRecord(source, f'detection {i}', reason))
+    _refuse_foreign(image_id, source, gt)
     rows = dict(rows, image_id=image_id.tolist())
     cols = {}
     for k in _COLUMNS:
@@ -254,6 +286,18 @@ def detections_from_results(results: list, gt: BoxTable,
     rows = _empty_rows()
     _rows_from_results(results, rows, source)
     return _validate(rows, gt, source)
+
+
+def _refuse_foreign(image_id: np.ndarray, source: str, gt: BoxTable) -> None:
+    """Predictions mostly on images the ground truth does not have belong
+    to another dataset: one error naming both files, never a table of
+    zeros or of chance matches."""
+    foreign = int(np.sum((image_id < 0)))
+    if len(image_id) and foreign > FOREIGN_SHARE * len(image_id):
+        raise MMExtError(
+            f'{source}: {foreign} of {len(image_id)} detections are on '
+            f'images that {gt.source or "the ground truth"} does not have '
+            '(by image id and file name): predictions of another dataset?')
 
 
 def load_detections(path: str,

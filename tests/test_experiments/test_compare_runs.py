@@ -177,7 +177,9 @@ def test_cli_bootstrap_on_real_predictions(demo_eval_run, tmp_path, capsys):
                             f'a={pkl}', f'b={pkl}', '--gt', other_gt,
                             '--out-dir', str(out)])
     assert info.value.code == 2
-    assert 'another validation set' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'predictions of another dataset' in err
+    assert pkl in err and 'train_labeled.json' in err
 
 
 def test_cli_malformed_and_wrong_typed_records(tmp_path, capsys):
