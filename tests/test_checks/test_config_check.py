@@ -155,7 +155,7 @@ def test_cli_exit_codes_table_and_json(user_config_file, tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert 'severity' in stdout.splitlines()[1] and '2 error(s), 4 warning(s)' in stdout
     data = json.loads(out.read_text())
-    assert data['errors'] == 2 and len(data['findings']) == 4
+    assert data['errors'] == 2 and len(data['findings']) == 6
     assert tool.main([DEMO_CONFIG]) == 0
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
