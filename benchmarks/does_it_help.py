@@ -22,7 +22,9 @@ change in its correct mmext form:
   thresholds until the first validation and for classes below the target;
 - ``burnin``: ``SupervisedBurnInHook`` (unsupervised weight 0 for the first
   quarter of the budget, ramped back over the next twentieth);
-- ``burnin_calibrated``: both, the calibration from the end of the burn-in.
+- ``burnin_calibrated``: both, the calibration from the end of the burn-in;
+- ``calibratedNN`` (e.g. ``calibrated70``): the calibrated arm with precision
+  target 0.NN.
 
 ``--write-effects`` writes the comparison into mmext's measured-effects file
 (``mmext/experiments/measured_effects.json``), which ``tools/investigate.py``
@@ -67,7 +69,17 @@ FOCAL = ("dict(_delete_=True, type='SoftmaxFocalLoss', gamma=3.5, "
          "alpha=0.75, loss_weight=2.5)")
 #: A calibrated policy at a stage whose stock threshold is THR.
 CALIBRATED = ("dict(_delete_=True, type='calibrated', warmup_thr={thr}, "
-              "precision_target=0.5, confidence=0.9, warmup_iters={start})")
+              "precision_target={target}, confidence=0.9, "
+              "warmup_iters={start})")
+
+
+def calibrated_target(arm: str):
+    """The precision target of a calibrated arm (``calibrated70``: 0.7),
+    or None for another arm."""
+    if arm in ('calibrated', 'burnin_calibrated'):
+        return 0.5
+    digits = arm[len('calibrated'):] if arm.startswith('calibrated') else ''
+    return int(digits) / 100 if digits.isdigit() else None
 USER_EXPECT = ['Severe_Rust:ap>=0.03', 'Chipped:ap>=0.08', 'kept_ratio_cls:up',
                'no_pos_share:down', 'mAP:up']
 
@@ -140,13 +152,14 @@ def arm_config(arm: str, seed: int, args) -> str:
         extra_hooks.append(dict(type='SupervisedBurnInHook',
                                 burn_in_iters=burn_in,
                                 ramp_iters=args.iters // 20))
-    if arm in ('calibrated', 'burnin_calibrated'):
+    target = calibrated_target(arm)
+    if target is not None:
         from mmengine.config import Config
         semi = Config.fromfile(base).model.semi_train_cfg
         parts.append("model.type = 'PerClassSoftTeacher'")
         for key in ('rpn_pseudo_thr', 'cls_pseudo_thr'):
             parts.append(f'model.semi_train_cfg.{key} = ' + CALIBRATED.format(
-                thr=float(semi[key]), start=burn_in))
+                thr=float(semi[key]), start=burn_in, target=target))
         extra_hooks.append(dict(type='TeacherCompetenceHook'))
     if not parts and not extra_hooks and arm not in ('stock', 'perclass'):
         raise SystemExit(f'unknown arm {arm!r}')
@@ -160,7 +173,7 @@ def arm_config(arm: str, seed: int, args) -> str:
         node[keys[-1]] = value
     text = f'_base_ = [{base!r}]\n'
     text += 'custom_hooks = ' + _fixed_budget_hooks(
-        base, adaptive or arm in ('calibrated', 'burnin_calibrated'),
+        base, adaptive or target is not None,
         extra_hooks) + '\n'
     if model:
         text += 'model = ' + _render(model) + '\n'

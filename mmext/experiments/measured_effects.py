@@ -105,7 +105,8 @@ def regimes_from_compare(compare: dict, dataset: str, iters: int,
         out.append(dict(
             dataset=dataset, iters=int(iters), start=start,
             seeds=list(seeds), arm=arm,
-            action=ACTION_OF_ARM.get(arm, arm),
+            action=ACTION_OF_ARM.get(
+                'calibrated' if arm.startswith('calibrated') else arm, arm),
             control_mAP=(control_row or {}).get('mean'),
             mAP_delta=mrow.get('delta'),
             mAP_ci=[mrow.get('delta_ci_low'), mrow.get('delta_ci_high')],

@@ -188,7 +188,13 @@ def _action_softmax_focal(ctx: Context, path: str) -> Tuple[
                     'SoftmaxFocalLoss in the R-CNN head: softmax over C+1 '
                     'logits, as the head is built (a sigmoid focal loss '
                     'there treats background as a class)')
-    return path, 'SoftmaxFocalLoss (gamma 2) in the R-CNN head'
+    return path, ('SoftmaxFocalLoss (gamma 2, loss_weight 1) in the R-CNN '
+                  'head, within what published semi-supervised detectors use '
+                  '(Unbiased Teacher: gamma 1.5, R-CNN head only). mmext '
+                  'measured SoftmaxFocalLoss with gamma 3.5, alpha 0.75, '
+                  'loss_weight 2.5 to lower every class on the demo and '
+                  'NEU-DET (benchmarks/README.md, does_it_help.py); gamma 2 '
+                  'itself is not measured')
 
 
 def _action_save_best(ctx: Context, path: str) -> Tuple[Optional[str], str]:

@@ -234,7 +234,7 @@ def _threshold_findings(evidence: Evidence, classes: Sequence[str],
     if can:
         out.append(Finding(
             rule=rule, title=f'the pseudo-label threshold is too strict for '
-            f'{_fmt_classes(can)} ({problem})',
+            f'{_fmt_classes(can)}',
             strength=strength, impact=_missed_dap(evidence, can),
             impact_metric='mAP50', classes=can,
             evidence=f'{problem}; yet the teacher reaches '
@@ -274,8 +274,9 @@ def _threshold_findings(evidence: Evidence, classes: Sequence[str],
                 n: evidence.competence[n] for n in cannot})))
     if unknown:
         out.append(Finding(
-            rule=rule, title=f'{_fmt_classes(unknown)}: {problem}; whether '
-            'the teacher can detect them is not measured',
+            rule=rule, title=f'{_fmt_classes(unknown)}: pseudo labels in '
+            'question, and whether the teacher can detect them is not '
+            'measured',
             strength='weak', impact=_missed_dap(evidence, unknown),
             impact_metric='mAP50', classes=unknown,
             evidence=f'{problem}; no predictions on the labeled validation '
