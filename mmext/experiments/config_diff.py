@@ -21,7 +21,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from mmengine.config import Config
 
 from mmext.utils.config import load_config
 
@@ -145,11 +144,6 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def flatten_config(cfg: Config) -> Dict[str, Any]:
-    """A loaded Config as flat dotted keys (``_base_`` already merged)."""
-    return flatten(cfg.to_dict())
-
-
 def group_of(key: str) -> str:
     """The group a key belongs to (first matching rule wins).
 
@@ -199,25 +193,6 @@ def strip_bookkeeping(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [strip_bookkeeping(v) for v in obj]
     return obj
-
-
-def diff_flat(a: Dict[str, Any], b: Dict[str, Any]) -> List[Change]:
-    """Every key whose value differs, in A's key order then B's new keys;
-    mmengine's bookkeeping keys (``_scope_``) are not changes."""
-    changes = []
-    for key in list(a) + [k for k in b if k not in a]:
-        if BOOKKEEPING.search(key):
-            continue
-        if key in a and key in b:
-            if _same(a[key], b[key]):
-                continue
-            kind = 'changed'
-        else:
-            kind = 'removed' if key in a else 'added'
-        changes.append(Change(key, a.get(key), b.get(key), kind,
-                              group_of(key), key if key in a else None,
-                              key if key in b else None))
-    return changes
 
 
 def _same(x: Any, y: Any) -> bool:
