@@ -51,6 +51,11 @@ def _action_calibrated_thresholds(ctx: Context, path: str) -> Tuple[
         model['type'] = 'PerClassSoftTeacher'
     policy = dict(type='calibrated', precision_target=ctx.precision_target,
                   confidence=ctx.confidence)
+    initial = semi.get('pseudo_label_initial_score_thr')
+    if isinstance(initial, (int, float)):
+        # below the initial filter a threshold does nothing: keep the
+        # calibrated values to what the stage can apply
+        policy['floor'] = float(initial)
     stages = {}
     for key in ('rpn_pseudo_thr', 'cls_pseudo_thr'):
         configured = semi.get(key)
@@ -77,7 +82,10 @@ def _action_calibrated_thresholds(ctx: Context, path: str) -> Tuple[
     return path, ('calibrated per-class pseudo thresholds '
                   '(PerClassSoftTeacher, TeacherCompetenceHook): from the '
                   f'latest validation {at or "no class reaches the target"}'
-                  '; the other classes keep the run\'s threshold')
+                  + (f' (applied as at least the initial threshold '
+                     f'{policy["floor"]:g}, below which a stage filters '
+                     'nothing)' if 'floor' in policy else '')
+                  + '; the other classes keep the run\'s threshold')
 
 
 def _rare_classes(ctx: Context, classes: List[str]) -> List[str]:

@@ -223,11 +223,16 @@ def _fmt_share(value) -> str:
 
 
 def _threshold_findings(evidence: Evidence, classes: Sequence[str],
-                        rule: str, problem: str, numbers: dict,
-                        strength: str) -> List['Finding']:
+                        rule: str, describe: Callable[[Sequence[str]], str],
+                        numbers: dict, strength: str) -> List['Finding']:
     """The competence-gated findings of classes whose pseudo labels a
     threshold governs: too strict where the teacher is competent, a
-    supervised problem where it is not, unmeasured otherwise."""
+    supervised problem where it is not, unmeasured otherwise.
+
+    Args:
+        describe: The problem, in one clause, for a subset of ``classes``
+            (each finding states it for its own classes only).
+    """
     can, cannot, unknown = split_by_competence(evidence, classes)
     source = (evidence.competence or {}).get('_source', '')
     out = []
@@ -237,7 +242,7 @@ def _threshold_findings(evidence: Evidence, classes: Sequence[str],
             f'{_fmt_classes(can)}',
             strength=strength, impact=_missed_dap(evidence, can),
             impact_metric='mAP50', classes=can,
-            evidence=f'{problem}; yet the teacher reaches '
+            evidence=f'{describe(can)}; yet the teacher reaches '
             f'{_competence_target(evidence)} on the labeled validation set: '
             + _can_detect_text(evidence, can) + f' ({source})',
             tool='TeacherCompetenceHook, tools/threshold_sweep.py',
@@ -258,7 +263,8 @@ def _threshold_findings(evidence: Evidence, classes: Sequence[str],
                                    for n in cannot)),
             impact=_missed_dap(evidence, cannot), impact_metric='mAP50',
             classes=cannot,
-            evidence=f'{problem}; on the labeled validation set no score '
+            evidence=f'{describe(cannot)}; on the labeled validation set no '
+            'score '
             f'threshold reaches {_competence_target(evidence)}: '
             + _cannot_detect_text(evidence, cannot) + f' ({source})',
             tool='TeacherCompetenceHook, tools/threshold_sweep.py',
@@ -279,7 +285,8 @@ def _threshold_findings(evidence: Evidence, classes: Sequence[str],
             'measured',
             strength='weak', impact=_missed_dap(evidence, unknown),
             impact_metric='mAP50', classes=unknown,
-            evidence=f'{problem}; no predictions on the labeled validation '
+            evidence=f'{describe(unknown)}; no predictions on the labeled '
+            'validation '
             'set and no teacher_competence.jsonl, so a lower threshold may '
             'add objects or noise',
             tool='tools/test.py --out, TeacherCompetenceHook',
@@ -336,12 +343,13 @@ def pseudo_starved(evidence: Evidence) -> List[Finding]:
         raw = {n: int(counts['raw'][n]) for n in starved}
         where = ' and '.join(stages)
         thr = {s: pseudo.get('thresholds', {}).get(s) for s in stages}
-        problem = (f'no pseudo label kept at the {where} '
-                   f'stage{"s" if len(stages) > 1 else ""} in iterations '
-                   f'{lo}-{hi} (' + ', '.join(
-                       f'{n} {raw[n]} raw teacher boxes' for n in starved)
-                   + '; threshold ' + ', '.join(
-                       f'{s} {_fmt_thr(t)}' for s, t in thr.items()) + ')')
+        def problem(names, where=where, raw=raw, thr=thr, stages=stages):
+            return (f'no pseudo label kept at the {where} '
+                    f'stage{"s" if len(stages) > 1 else ""} in iterations '
+                    f'{lo}-{hi} (' + ', '.join(
+                        f'{n} {raw[n]} raw teacher boxes' for n in names)
+                    + '; threshold ' + ', '.join(
+                        f'{s} {_fmt_thr(t)}' for s, t in thr.items()) + ')')
         out += _threshold_findings(
             evidence, starved, 'pseudo_starved', problem,
             dict(stages=stages, raw=raw, thresholds=thr),
@@ -362,10 +370,11 @@ def noisy_pseudo_labels(evidence: Evidence) -> List[Finding]:
     if not noisy:
         return []
     names = sorted(noisy, key=noisy.get)
-    problem = ('mostly wrong pseudo labels at the cls stage (matched to the '
-               'hidden GT of the unlabeled images): ' + ', '.join(
-                   f'{n} precision {noisy[n]:.2f} of {kept[n]} kept boxes'
-                   for n in names))
+    def problem(subset):
+        return ('mostly wrong pseudo labels at the cls stage (matched to the '
+                'hidden GT of the unlabeled images): ' + ', '.join(
+                    f'{n} precision {noisy[n]:.2f} of {kept[n]} kept boxes'
+                    for n in subset))
     return _threshold_findings(
         evidence, names, 'noisy_pseudo_labels', problem,
         dict(precision=noisy, kept={n: kept[n] for n in names}),

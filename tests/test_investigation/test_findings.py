@@ -52,10 +52,15 @@ def test_pseudo_starved_is_gated_on_competence():
     assert strict.classes == ['Broken']
     assert strict.action == 'calibrated_thresholds'
     assert 'at score 0.10' in strict.evidence
+    # each finding states the problem of its own classes only
+    assert 'Broken 30 raw teacher boxes' in strict.evidence
+    assert 'Chipped 50' not in strict.evidence
     # Chipped at precision 0.36: never lowered, supervised side instead
     weak = found['teacher_cannot_detect']
     assert weak.classes == ['Chipped'] and weak.action == 'supervised_first'
     assert 'best precision 0.36' in weak.evidence
+    assert 'Chipped 50 raw teacher boxes' in weak.evidence
+    assert 'Broken 30' not in weak.evidence
     assert 'would add noise' in weak.title
     # the bound is TIDE's missed-box oracle of the classes, in mAP50
     assert weak.impact == pytest.approx(0.2 / 4)

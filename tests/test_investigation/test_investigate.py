@@ -127,6 +127,11 @@ def test_no_threshold_lowered_below_the_precision_target(
         if f['rule'] == 'teacher_cannot_detect':
             assert not set(f['classes']) & competent
     assert 'per_class_thresholds' not in {a['key'] for a in content['actions']}
+    calibrated = next((a for a in content['actions']
+                       if a['key'] == 'calibrated_thresholds'), None)
+    if calibrated is not None:  # its floor is the run's initial threshold
+        semi = Config.fromfile(calibrated['config']).model.semi_train_cfg
+        assert semi.cls_pseudo_thr.floor == semi.pseudo_label_initial_score_thr
     for action in content['actions']:
         assert action['measured'] or 'not measured' in report
     if any(a['config'] for a in content['actions']):
