@@ -30,7 +30,30 @@ def load_effects(path: Optional[str] = None) -> List[dict]:
     except (OSError, ValueError):
         return []
     regimes = data.get('regimes') if isinstance(data, dict) else None
-    return [r for r in regimes or [] if isinstance(r, dict)]
+    return [r for r in regimes or [] if _well_formed(r)]
+
+
+def _number_or_none(value) -> bool:
+    return value is None or (isinstance(value, (int, float))
+                             and not isinstance(value, bool))
+
+
+def _well_formed(regime) -> bool:
+    """A regime :func:`describe` and :func:`verdict` can read: numbers
+    where numbers belong (a damaged entry is left out, never a crash)."""
+    if not isinstance(regime, dict) or not isinstance(regime.get('action'),
+                                                      str):
+        return False
+    ci = regime.get('mAP_ci', [None, None])
+    classes = (regime.get('classes_lower') or []) + (
+        regime.get('classes_higher') or [])
+    return (all(_number_or_none(regime.get(k)) for k in
+                ('mAP_delta', 'control_mAP', 'iters'))
+            and isinstance(ci, list) and len(ci) == 2
+            and all(_number_or_none(v) for v in ci)
+            and all(isinstance(c, dict) and all(
+                isinstance(c.get(k), (int, float))
+                for k in ('delta', 'ci_low', 'ci_high')) for c in classes))
 
 
 def verdict(regime: dict) -> str:
@@ -74,12 +97,14 @@ def describe(regime: dict) -> str:
             moved.append(f'{word}: ' + ', '.join(
                 f'{c["class"]} {c["delta"]:+.3f} [{c["ci_low"]:+.3f}, '
                 f'{c["ci_high"]:+.3f}]' for c in items))
+    control = regime.get('control_mAP')
     return (f'{verdict(regime)} on {regime.get("dataset")} '
             f'({regime.get("iters")} iterations, '
             f'{regime.get("start", "from scratch")}, '
             f'{len(regime.get("seeds") or [])} seeds, control teacher mAP '
-            f'{regime.get("control_mAP", float("nan")):.3f}): mAP '
-            f'{regime.get("mAP_delta", float("nan")):+.3f}{interval}'
+            f'{"?" if control is None else format(control, ".3f")}): mAP '
+            f'{"?" if regime.get("mAP_delta") is None else format(regime["mAP_delta"], "+.3f")}'
+            f'{interval}'
             + ('; AP per class ' + '; '.join(moved) if moved else
                '; no class moved significantly')
             + f' (`{regime.get("command", "benchmarks/does_it_help.py")}`)')

@@ -132,20 +132,15 @@ class TeacherCompetenceHook(SafeHook):
             model.calibrate_pseudo_thresholds(record, record['iter'])
 
     def _last_record(self, runner) -> Optional[dict]:
-        import json
+        """The last record at or before the resumed iteration, or None."""
         import os.path as osp
+
+        from ..runs.scalars import read_jsonl_lenient
         path = osp.join(runner.work_dir, self.out_file)
-        if not osp.isfile(path):
-            return None
-        last = None
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    if rec.get('iter') is not None and \
-                            rec['iter'] <= runner.iter:
-                        last = rec
-        return last
+        records = [r for r in read_jsonl_lenient(path)
+                   if isinstance(r.get('iter'), int)
+                   and r['iter'] <= runner.iter] if osp.isfile(path) else []
+        return records[-1] if records else None
 
     def _predicting_model(self, runner) -> Optional[str]:
         cfg = getattr(self.model_of(runner), 'semi_test_cfg', None)

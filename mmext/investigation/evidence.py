@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Tuple
 
 from mmext.investigation.findings import Evidence
-from mmext.runs import files
+from mmext.runs import WorkDir, files
 from mmext.utils import MMExtError, read_jsonl
 
 #: Score threshold a detector is deployed at when the user names none: the
@@ -190,7 +190,6 @@ def _read_anchors(ctx: Context) -> None:
 
 
 def _read_stability(ctx: Context) -> None:
-    from mmext.runs.log_warnings import read_warnings
     path = _monitor_file(ctx, files.LOSS_STABILITY, 'loss stability',
                          'no LossStabilityHook, or a version before it '
                          'wrote one')
@@ -198,7 +197,7 @@ def _read_stability(ctx: Context) -> None:
         ctx.evidence.stability = [r for r in read_jsonl(path)
                                   if isinstance(r.get('losses'), dict)]
     ctx.evidence.nonfinite = [
-        w['message'] for w in read_warnings(ctx.work_dir)
+        w['message'] for w in WorkDir(ctx.work_dir).warnings()
         if 'non-finite loss' in w['message']]
 
 
@@ -215,9 +214,7 @@ def _read_config_check(ctx: Context) -> None:
 
 def _find_predictions(ctx: Context) -> None:
     if ctx.predictions is None:
-        found = osp.join(ctx.work_dir, files.PREDICTIONS)
-        if osp.isfile(found):
-            ctx.predictions = found
+        ctx.predictions = WorkDir(ctx.work_dir).predictions()
     if ctx.predictions is None:
         ctx.skip('error breakdown, threshold sweep',
                  'no predictions (tools/test.py --out WORK_DIR/eval/'
@@ -306,7 +303,8 @@ def _read_efficiency(ctx: Context) -> None:
 STEP_ANALYSIS = {'anchors': 'anchor matching', 'pseudo': 'pseudo labels',
                  'stability': 'loss stability',
                  'predictions': 'error breakdown, threshold sweep',
-                 'efficiency': 'class efficiency'}
+                 'efficiency': 'class efficiency',
+                 'competence': 'teacher competence'}
 EVIDENCE_STEPS: Tuple[Callable[[Context], None], ...] = (
     _read_config, _read_validation, _read_pseudo, _read_anchors,
     _read_stability, _read_config_check, _read_predictions,

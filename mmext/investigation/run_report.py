@@ -25,9 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from mmext.runs import files
-from mmext.runs.log_warnings import read_warnings
-from mmext.runs.scalars import read_jsonl_lenient, scalar_series
+from mmext.runs import WorkDir, files
+from mmext.runs.scalars import read_jsonl_lenient
 from mmext.utils import MMExtError
 
 LOSS_KEY = re.compile(r'(^|_)loss')
@@ -127,8 +126,9 @@ def load_run(work_dir: str) -> RunData:
     if not os.path.isdir(work_dir):
         raise MMExtError(f'{work_dir}: not a folder')
     data = RunData(work_dir=work_dir)
-    data.scalars = scalar_series(work_dir, data.skipped)
-    data.warnings = read_warnings(work_dir)
+    run = WorkDir(work_dir)
+    data.scalars = run.scalars(data.skipped)
+    data.warnings = run.warnings()
     ap_path = os.path.join(work_dir, files.CLASS_AP_HISTORY)
     if os.path.isfile(ap_path):
         try:

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 from ..utils import MMExtError, read_jsonl
 from . import files
 from .log_warnings import read_warnings
-from .scalars import run_folders, scalar_series, training_losses
+from .scalars import scalar_series, training_losses
 from .validations import (classwise_ap, monitored_map_key, monitored_model,
                           read_work_dir_validations)
 
@@ -68,10 +68,6 @@ class WorkDir:
         """See :func:`~mmext.runs.validations.read_work_dir_validations`."""
         return read_work_dir_validations(self.path)
 
-    def monitored_key(self) -> Optional[str]:
-        """Overall-AP key of the monitored model (teacher when logged)."""
-        return monitored_map_key(self.validations())
-
     def class_ap_history(self, class_names: Sequence[str]) -> List[dict]:
         """Per validation: ``iter``, ``mAP`` and AP per class of the
         monitored model (None where NaN or negative)."""
@@ -98,28 +94,11 @@ class WorkDir:
         """See :func:`~mmext.runs.log_warnings.read_warnings`."""
         return read_warnings(self.path)
 
-    def run_folders(self) -> List[str]:
-        """The ``<timestamp>`` folders, oldest first."""
-        return run_folders(self.path)
-
-    def checkpoints(self) -> List[str]:
-        """``iter_*.pth`` / ``epoch_*.pth`` of the run, by number."""
-        found = glob.glob(osp.join(self.path, 'iter_*.pth'))
-        found += glob.glob(osp.join(self.path, 'epoch_*.pth'))
-        return sorted(found, key=_checkpoint_number)
-
     def predictions(self) -> Optional[str]:
         """``<work_dir>/eval/predictions.pkl`` when tools/test.py wrote it."""
         return self.file(files.PREDICTIONS) if self.has(
             files.PREDICTIONS) else None
 
-
-def _checkpoint_number(path: str) -> int:
-    stem = osp.splitext(osp.basename(path))[0]
-    try:
-        return int(stem.rsplit('_', 1)[-1])
-    except ValueError:
-        return -1
 
 
 def _ap_or_none(value) -> Optional[float]:

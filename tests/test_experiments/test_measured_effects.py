@@ -92,3 +92,18 @@ def test_absent_or_broken_file_gives_no_regimes(tmp_path):
     (dict(mAP_ci=[-0.05, -0.01]), 'hurt')])
 def test_verdict_from_map_interval(regime, verdict):
     assert me.verdict(regime) == verdict
+
+
+def test_damaged_entries_are_left_out(tmp_path):
+    path = tmp_path / 'effects.json'
+    good = me.regimes_from_compare(_compare(), 'demo', 800, [0, 1], 'cmd')
+    bad = [dict(good[0], mAP_ci='wide'), dict(good[0], mAP_delta=True),
+           dict(good[0], classes_lower=[{'class': 'a', 'delta': 'x'}]),
+           'not a dict', dict(good[0], action=None)]
+    path.write_text(json.dumps({'regimes': good + bad}))
+    loaded = me.load_effects(str(path))
+    assert loaded == good
+    for regime in loaded:  # every kept entry renders
+        assert me.verdict(regime) in ('hurt', 'helped',
+                                      'no measurable effect')
+        assert regime['dataset'] in me.describe(regime)
