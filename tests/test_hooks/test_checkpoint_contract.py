@@ -207,7 +207,7 @@ def test_old_checkpoint_layout_still_resumes(tmp_path):
     checkpoint = {'meta': {'iter': 2}, 'mmext_loss_stability': state}
     runner = _runner(tmp_path, [hook])
     hook.after_load_checkpoint(runner, checkpoint)
-    hook._start_outputs(runner)
+    hook._on_train_start(runner)
     assert list(hook.history['loss']) == [3.0, 2.0]
     assert (hook.best_mean, hook.best_iter) == (2.5, 2)
 
@@ -222,7 +222,7 @@ def test_other_state_version_starts_fresh(tmp_path):
     runner = _runner(tmp_path, [hook])
     hook.after_load_checkpoint(runner, {'meta': {'mmext': {
         'AnchorMatchStatsHook': entry}}})
-    hook._start_outputs(runner)
+    hook._on_train_start(runner)
     assert hook.tables['rpn'].sum() == 0 and not hook.disabled
 
 
@@ -239,7 +239,7 @@ def test_two_instances_of_a_hook_keep_two_entries(tmp_path):
     runner = _runner(tmp_path, again)
     for hook in again:
         hook.after_load_checkpoint(runner, checkpoint)
-        hook._start_outputs(runner)
+        hook._on_train_start(runner)
     assert [h.best_mean for h in again] == [1.0, 2.0]
 
 
