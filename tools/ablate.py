@@ -16,8 +16,16 @@ Example:
         --out-dir work_dirs/ablate_focal
 """
 import argparse
+import os
+import sys
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.cli import output_dir, positive_int
 
@@ -34,6 +42,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--gpus', type=positive_int, default=2,
                         help='processes in the multi-process commands (2)')
     args = parser.parse_args(argv)
+    register_all_modules()
     if args.gpus < 1:
         raise MMExtError(f'--gpus must be >= 1, got {args.gpus}')
     from mmext.experiments.ablation import write_ablation

@@ -23,12 +23,18 @@ Writes OUT_DIR/checks.json, checks.csv, pipeline_samples.png,
 class_distribution.png (and predictions.png). Exit code 1 when a check fails.
 """
 import argparse
+import os
+import sys
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmengine.config import DictAction
 
-from mmext.checks.dataset_check_report import (format_report, run_dataset_checks,
-                                                 run_source_checks)
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 from mmext.utils.cli import fraction, nonnegative_int, output_dir, positive_int
@@ -68,6 +74,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    register_all_modules()
+    # after registration: these import torch and mmdet
+    from mmext.checks.dataset_check_report import (format_report, run_dataset_checks,
+                                                     run_source_checks)
     for name in ('num_samples', 'num_drawn'):
         if getattr(args, name) < 0:
             raise MMExtError(f'--{name.replace("_", "-")} must be >= 0, got '

@@ -11,13 +11,20 @@ Examples:
     python tools/class_counts.py datasets/defects/data.yaml --beta 0.99
 """
 import argparse
+import os
+import sys
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmext.utils.tables import format_table, write_json
-from mmext.losses import class_balanced_weights
 from mmext.data import describe_skipped, load_any_boxes
 from mmext.utils import run_cli
-from mmext.utils.cli import finite_float, output_file
+from mmext.utils.cli import finite_float, output_dir, output_file
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -32,12 +39,19 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help='class-balancing beta in [0, 1) (0.999)')
     parser.add_argument('--background-weight', type=finite_float,
                         help='append this background weight (R-CNN softmax heads)')
-    parser.add_argument('--json', type=output_file, metavar='PATH', help='also write the table as JSON')
+    parser.add_argument('--out-dir', type=output_dir,
+                        help='also write the table to OUT_DIR/class_counts.json')
+    parser.add_argument('--json', type=output_file, metavar='PATH',
+                        help='also write the table as JSON to this file (older '
+                        'form of --out-dir)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    register_all_modules()
+    # after registration: these import torch and mmdet
+    from mmext.losses import class_balanced_weights
     table = load_any_boxes(args.source, img_dir=args.img_dir)
     counts = table.class_counts()
     weights = class_balanced_weights(list(counts.values()), args.beta,
@@ -50,10 +64,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     for record in describe_skipped(table.skipped):
         print(record)
     print('class_weight=[' + ', '.join(f'{w:.3f}' for w in weights) + ']')
-    if args.json:
+    for path in filter(None, (args.json, args.out_dir and os.path.join(
+            args.out_dir, 'class_counts.json'))):
         write_json(dict(source=args.source, beta=args.beta, classes=rows,
-                        class_weight=weights), args.json)
-        print(f'wrote {args.json}')
+                        class_weight=weights), path)
+        print(f'wrote {path}')
     return 0
 
 

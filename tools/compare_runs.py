@@ -30,9 +30,16 @@ Example:
 """
 import argparse
 import os
+import sys
 import os.path as osp
 from typing import Dict, List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmext.utils.tables import format_table, write_csv, write_json
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.cli import nonnegative_int, output_dir, positive_int
@@ -129,6 +136,7 @@ def bootstrap(args, arms: Dict[str, List[str]], class_names: List[str]):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    register_all_modules()
     from mmext.experiments.compare_runs import (check_expectations,
                                              check_same_classes,
                                              comparison_rows,

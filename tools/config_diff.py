@@ -34,7 +34,7 @@ if 'mmext' not in sys.modules:
 from mmext.experiments.config_diff import GROUPS, SEVERITIES, diff_configs
 from mmext.utils.tables import format_table, write_json
 from mmext.utils import run_cli
-from mmext.utils.cli import output_file
+from mmext.utils.cli import output_dir, output_file
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -45,7 +45,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('b', help='changed config')
     parser.add_argument('--json', action='store_true',
                         help='print JSON instead of tables')
-    parser.add_argument('--out', type=output_file, help='also write the JSON to this file')
+    parser.add_argument('--out-dir', type=output_dir,
+                        help='also write the JSON to OUT_DIR/config_diff.json')
+    parser.add_argument('--out', type=output_file, help='also write the JSON '
+                        'to this file (older form of --out-dir)')
     parser.add_argument('--fail-on', choices=SEVERITIES,
                         help='exit 1 when a rule of this severity or higher '
                         'fires')
@@ -89,9 +92,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(diff.to_dict(), indent=2, default=str))
     else:
         _print_tables(diff)
-    if args.out:
-        write_json(json.loads(json.dumps(diff.to_dict(), default=str)),
-                   args.out)
+    for path in filter(None, (args.out, args.out_dir and os.path.join(
+            args.out_dir, 'config_diff.json'))):
+        write_json(json.loads(json.dumps(diff.to_dict(), default=str)), path)
     return 1 if args.fail_on and diff.fires(args.fail_on) else 0
 
 

@@ -6,8 +6,15 @@ Example:
 """
 import argparse
 import os
+import sys
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmext.utils.tables import format_table
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.run_summary import latest_checkpoint, read_metrics, run_files
@@ -18,6 +25,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dir', help='work_dir of the run')
     args = parser.parse_args(argv)
+    register_all_modules()
     if not os.path.isdir(args.work_dir):
         raise MMExtError(f'{args.work_dir}: no such work_dir')
     print(f'\n=== mmext demo: results in {args.work_dir} ===')

@@ -32,9 +32,17 @@ Example:
     python tools/investigate.py work_dirs/demo --data-root work_dirs/demo/data
 """
 import argparse
+import os
+import sys
 import os.path as osp
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmext.investigation.investigate import (DEFAULT_DEPLOY_THR, Context,
                                           investigate)
 from mmext.utils import MMExtError, run_cli
@@ -80,6 +88,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    register_all_modules()
     ctx = Context(work_dir=args.work_dir,
                   out_dir=args.out_dir or osp.join(args.work_dir,
                                                    'investigation'),

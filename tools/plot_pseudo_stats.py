@@ -26,18 +26,24 @@ Example:
 """
 import argparse
 import os
+import sys
 import os.path as osp
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmext.utils.tables import format_table, write_csv, write_json
 from mmext.runs.files import PSEUDO_LABEL_STATS
-from mmext.runs.pseudo_records import (THRESHOLD_COLUMNS,
+from mmext.runs.pseudo_records import (format_threshold, THRESHOLD_COLUMNS,
                                        format_recommendation, kept_ratio,
                                        precision, read_records, recall,
                                        recommend_thresholds, window_arrays,
                                        window_totals)
 from mmext.utils import MMExtError, run_cli
-from mmext.viz.pseudo_plots import format_threshold
 from mmext.utils.cli import fraction, output_dir, output_file, positive_int
 
 
@@ -112,6 +118,7 @@ def stage_table(records: List[dict]) -> List[dict]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    register_all_modules()
     path = args.work_dir
     if osp.isdir(path):
         path = osp.join(path, PSEUDO_LABEL_STATS)

@@ -15,19 +15,33 @@ prints the loss stability table and the warnings.
 """
 import argparse
 import os
+import sys
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmext.utils.tables import format_table, write_csv, write_json
 from mmext.investigation.run_report import load_run, stability_table, write_report
 from mmext.utils import run_cli
-from mmext.utils.cli import output_file, positive_float, positive_int
+from mmext.utils.cli import output_dir, output_file, positive_float, positive_int
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('work_dir', help='work_dir of a training run')
-    parser.add_argument('--out', type=output_file, help='HTML file (default WORK_DIR/report/report.html)')
+    parser.add_argument('--out-dir', type=output_dir,
+                        help='folder for report.html, warnings.json and '
+                        'stability.csv (default WORK_DIR/report)')
+    parser.add_argument('--out', type=output_file, help='HTML file (older form '
+                        'of --out-dir; its folder gets the other files)')
+    parser.add_argument('--investigation', metavar='DIR',
+                        help="tools/investigate.py's output folder when it was "
+                        'written elsewhere (default WORK_DIR/investigation)')
     parser.add_argument('--band-window', type=positive_int, default=10,
                         help='logged points per rolling band of the loss plot')
     parser.add_argument('--cv-thr', type=positive_float, default=None,
@@ -38,8 +52,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    data = load_run(args.work_dir)
-    out = write_report(data, args.out, args.band_window, args.cv_thr)
+    register_all_modules()
+    data = load_run(args.work_dir, args.investigation)
+    out = args.out or (args.out_dir and os.path.join(args.out_dir, 'report.html'))
+    out = write_report(data, out, args.band_window, args.cv_thr)
     out_dir = os.path.dirname(os.path.abspath(out))
     warnings_path = write_json(data.warnings, os.path.join(out_dir, 'warnings.json'))
     rows = stability_table(data)

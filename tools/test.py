@@ -10,13 +10,17 @@ Writes WORK_DIR/metrics.json (every metric, classwise AP included).
 import argparse
 import json
 import os
+import sys
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmengine.config import DictAction
 
-from mmext.engine import (build_runner, close_process_group, drop_train_only_hooks,
-                          prepare_config)
-from mmext.compat import mark_weights_loaded
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.config import load_config
 from mmext.utils.cli import output_dir, output_file
@@ -43,6 +47,7 @@ def check_checkpoint_matches(runner, checkpoint: str, config: str) -> None:
         MMExtError: missing or unexpected keys (mmengine's message,
             shortened to one line).
     """
+    from mmext.compat import mark_weights_loaded  # imports torch
     try:
         runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
     except RuntimeError as exc:
@@ -58,6 +63,10 @@ def check_checkpoint_matches(runner, checkpoint: str, config: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    register_all_modules()
+    # after registration: these import torch and mmdet
+    from mmext.engine import (build_runner, close_process_group, drop_train_only_hooks,
+                              prepare_config)
     if not os.path.isfile(args.checkpoint):
         raise MMExtError(f'{args.checkpoint}: no such checkpoint')
     cfg = load_config(args.config, args.cfg_options, args.data_root)

@@ -8,11 +8,18 @@ Examples:
     python tools/train.py CONFIG --work-dir work_dirs/demo --resume   # latest checkpoint
 """
 import argparse
+import os
+import sys
 from typing import List, Optional
 
+if 'mmext' not in sys.modules:
+    # --help and argument errors answer before torch is imported: mmext is
+    # registered in mmdet after the arguments are parsed (main)
+    os.environ['MMEXT_NO_REGISTER'] = '1'
+
+from mmext import register_all_modules  # noqa: E402
 from mmengine.config import DictAction
 
-from mmext.engine import build_runner, close_process_group, prepare_config
 from mmext.utils import run_cli
 from mmext.utils.config import load_config
 from mmext.utils.cli import output_dir, positive_int
@@ -38,6 +45,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    register_all_modules()
+    # after registration: it imports torch and mmdet
+    from mmext.engine import build_runner, close_process_group, prepare_config
     cfg = load_config(args.config, args.cfg_options, args.data_root)
     prepare_config(cfg, args.work_dir, None, args.max_iters,
                    args.launcher, args.resume, args.load_from)

@@ -117,8 +117,14 @@ def _objects(value, name: str, skipped: Dict[str, int]) -> List[dict]:
     return [v for v in items if isinstance(v, dict)]
 
 
-def load_run(work_dir: str) -> RunData:
+def load_run(work_dir: str, investigation_dir: Optional[str] = None
+             ) -> RunData:
     """Read every monitor output of ``work_dir``.
+
+    Args:
+        work_dir: The run's folder.
+        investigation_dir: Where ``tools/investigate.py`` wrote its
+            ``findings.json`` when not into ``work_dir/investigation``.
 
     Raises:
         MMExtError: ``work_dir`` is not a folder, or holds nothing to report.
@@ -145,7 +151,13 @@ def load_run(work_dir: str) -> RunData:
         path = os.path.join(work_dir, name)
         if os.path.isfile(path):
             setattr(data, attr, read_jsonl_lenient(path, data.skipped))
-    findings_path = os.path.join(work_dir, files.FINDINGS)
+    findings_path = (os.path.join(investigation_dir,
+                                  os.path.basename(files.FINDINGS))
+                     if investigation_dir else
+                     os.path.join(work_dir, files.FINDINGS))
+    if investigation_dir and not os.path.isfile(findings_path):
+        raise MMExtError(f'{findings_path}: no such file (--investigation '
+                         'names the folder tools/investigate.py wrote)')
     if os.path.isfile(findings_path):
         data.investigation = read_investigation(findings_path, data.skipped)
     if not (data.scalars or data.warnings or data.class_ap

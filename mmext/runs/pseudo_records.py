@@ -215,3 +215,11 @@ def recall(totals: dict, stage: str, name: str) -> Optional[float]:
         return None
     return safe_ratio(totals['tp'][stage].get(name, 0),
                       totals['num_gt'].get(name, 0))
+
+
+def format_threshold(value) -> str:
+    """A threshold for a title: ``0.5``, or ``0.18-0.5`` for a per-class list."""
+    if isinstance(value, (list, tuple)) and value:
+        lo, hi = min(value), max(value)
+        return f'{lo:.2g}' if lo == hi else f'{lo:.2g}-{hi:.2g} per class'
+    return 'none' if value is None else f'{value:g}'

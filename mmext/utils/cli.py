@@ -85,7 +85,35 @@ def run_cli(main: Callable[[Optional[List[str]]], int],
               '(a bug in mmext; MMEXT_DEBUG=1 shows the traceback)',
               file=sys.stderr)
         code = EXIT_INTERNAL
+    if code not in (0, None):
+        remove_empty_created_folders()
     sys.exit(code)
+
+
+#: Folders :func:`output_dir` created in this process, deepest first.
+_created_folders: List[str] = []
+
+
+def remove_empty_created_folders() -> List[str]:
+    """Remove the folders :func:`output_dir` created that are still empty.
+
+    A tool that fails must not leave an empty output folder behind (the
+    user would take it for a run that wrote nothing). Folders that existed
+    before, or that hold anything, stay.
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for folder in _created_folders:
+        try:
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+                removed.append(folder)
+        except OSError:
+            continue
+    _created_folders.clear()
+    return removed
 
 
 def _number(kind: type, text: str, what: str):
@@ -146,11 +174,18 @@ def iou_threshold(text: str) -> float:
 
 def output_dir(text: str) -> str:
     """argparse type: a folder that exists or is created now, before any
-    long work (a regular file in the way is refused)."""
+    long work (a regular file in the way is refused). A folder created here
+    is removed again by :func:`run_cli` when the tool fails and leaves it
+    empty."""
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f'{text}: exists and is not a folder')
+    missing, parent = [], os.path.abspath(text)
+    while not os.path.exists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
     try:
         os.makedirs(text, exist_ok=True)
+        _created_folders.extend(m for m in missing if m not in _created_folders)
     except OSError as exc:
         raise argparse.ArgumentTypeError(
             f'{text}: cannot create the folder ({exc.strerror})') from None

@@ -264,14 +264,6 @@ def class_threshold(value, c: int) -> Optional[float]:
     return float(value)
 
 
-def format_threshold(value) -> str:
-    """A threshold for a title: ``0.5``, or ``0.18-0.5`` for a per-class list."""
-    if isinstance(value, (list, tuple)) and value:
-        lo, hi = min(value), max(value)
-        return f'{lo:.2g}' if lo == hi else f'{lo:.2g}-{hi:.2g} per class'
-    return 'none' if value is None else f'{value:g}'
-
-
 def plot_thresholds(records: Sequence[dict],
                     stages: Sequence[str] = ('initial', 'rpn', 'cls')
                     ) -> Figure:
