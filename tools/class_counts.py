@@ -61,6 +61,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.background_weight is not None:
         rows.append(dict(cls='(background)', n_c=None, weight=weights[-1]))
     print(format_table(rows, ['cls', 'n_c', 'weight'], ['class', 'n_c', 'weight']))
+    ignored = int(table.ignore.sum())
+    if ignored:
+        # mmdet's assigners leave them out of training: counted, not dropped
+        with_ignored = table.class_counts(include_ignored=True)
+        print(f'{ignored} difficult/crowd box(es) not counted (ignored in '
+              'training): ' + ', '.join(
+                  f'{name} {with_ignored[name] - n}'
+                  for name, n in counts.items() if with_ignored[name] > n))
     for record in describe_skipped(table.skipped):
         print(record)
     print('class_weight=[' + ', '.join(f'{w:.3f}' for w in weights) + ']')

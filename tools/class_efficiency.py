@@ -24,6 +24,8 @@ if 'mmext' not in sys.modules:
     os.environ['MMEXT_NO_REGISTER'] = '1'
 
 from mmext.evaluation.class_efficiency import (DEFAULT_STATUS_THRESHOLDS,
+                                              check_ap_values,
+                                              check_status_thresholds,
                                              class_efficiency,
                                              count_ap_correlation,
                                              efficiency_cells)
@@ -86,6 +88,7 @@ def _ap_sources(args: argparse.Namespace,
         for model, ap in classwise_ap(read_metrics_json(path),
                                       classes).items():
             name = 'eval' if model == 'model' else f'eval {model}'
+            check_ap_values(ap, f'{path} ({name})')
             sources[name] = ap
     if args.work_dir:
         try:
@@ -112,12 +115,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     boxes = _train_boxes(args)
     counts = boxes.class_counts()
     sources = _ap_sources(args, boxes.class_names)
-    rows = []
     try:
-        for source, ap in sources.items():
-            rows.extend(class_efficiency(counts, ap, source, args.thresholds))
+        check_status_thresholds(args.thresholds)
     except ValueError as exc:
         raise MMExtError(f'--thresholds: {exc}') from None
+    rows = []
+    for source, ap in sources.items():
+        rows.extend(class_efficiency(counts, ap, source, args.thresholds))
     if boxes.skipped:
         print(skip_summary(boxes.skip_counts(), 'annotation records'))
     cells = [efficiency_cells(r) for r in rows]

@@ -25,7 +25,9 @@ if 'mmext' not in sys.modules:
 
 from mmext import register_all_modules  # noqa: E402
 from mmext.utils.tables import format_table, write_csv, write_json
-from mmext.investigation.run_report import load_run, stability_table, write_report
+from mmext.investigation.run_report import (load_run, loss_series,
+                                            missing_losses_note,
+                                            stability_table, write_report)
 from mmext.utils import run_cli
 from mmext.utils.cli import output_dir, output_file, positive_float, positive_int
 
@@ -58,6 +60,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = write_report(data, out, args.band_window, args.cv_thr)
     out_dir = os.path.dirname(os.path.abspath(out))
     warnings_path = write_json(data.warnings, os.path.join(out_dir, 'warnings.json'))
+    if not loss_series(data):
+        print(missing_losses_note(data))
     rows = stability_table(data)
     write_csv(rows, os.path.join(out_dir, 'stability.csv'),
               ['loss', 'last', 'mean', 'std', 'cv'])

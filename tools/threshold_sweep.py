@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Sweep the confidence threshold: TP/FP/FN, precision, recall, F1, detection rate.
 
-Matching is pycocotools' COCOeval (one GT per detection, crowd/ignore, the
-IoU threshold); AP/AP50 are COCOeval's own numbers on the same input.
+Matching is COCOeval (faster-coco-eval's; pycocotools' without it): one GT per
+detection, crowd/ignore, the IoU threshold. AP/AP50 are COCOeval's own numbers
+on the same input.
 
 Example:
     python tools/threshold_sweep.py work_dirs/demo/eval/predictions.pkl \\
@@ -32,6 +33,7 @@ from mmext.evaluation.threshold_sweep import (default_thresholds, images_lost,
                                             sweep_rows, sweep_summary,
                                             sweep_thresholds)
 from mmext.data import describe_skipped
+from mmext.evaluation.coco_match import resolve_backend
 from mmext.utils import MMExtError, run_cli
 from mmext.utils.cli import fraction, iou_threshold, output_dir, positive_float
 
@@ -64,7 +66,8 @@ def _grid(args: argparse.Namespace) -> np.ndarray:
 
 def _print_report(result, lost, args, skipped) -> None:
     print(f'IoU threshold {result.iou_thr:.2f}; COCO AP {result.map:.4f}, '
-          f'AP50 {result.map50:.4f} (pycocotools, 100 dets/image)')
+          f'AP50 {result.map50:.4f} (COCOeval of {resolve_backend()}, '
+          '100 dets/image)')
     if skipped:
         print(skip_summary(skipped, 'detections'))
     print('\nPer class (best-F1 threshold on the grid):')
@@ -85,7 +88,7 @@ def _print_report(result, lost, args, skipped) -> None:
         if lost:
             print(format_table(lost, [
                 'file_name', 'class', 'best_score', 'box_w', 'box_h',
-                'box_area_pct', 'ratio_w_over_h'
+                'box_area_pct', 'ratio_h_over_w'
             ], ['image', 'class', 'best score', 'box w', 'box h', 'area %',
                 'w/h']))
 
@@ -96,7 +99,7 @@ def _write_outputs(result, lost, out_dir: str, plots: bool,
     write_csv(sweep_rows(result), os.path.join(out_dir, 'sweep.csv'))
     write_csv(lost, os.path.join(out_dir, 'lost_images.csv'), [
         'image_id', 'file_name', 'class', 'best_score', 'box_w', 'box_h',
-        'box_area_pct', 'ratio_w_over_h'
+        'box_area_pct', 'ratio_h_over_w'
     ])
     write_json(
         dict(iou_thr=result.iou_thr, map=result.map, map50=result.map50,

@@ -8,6 +8,7 @@ RPN head, the thresholds of ``train_cfg.rpn.assigner`` (``MaxIoUAssigner``),
 ``AnchorGenerator``, so every rounding mmdet does is reproduced.
 """
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -123,6 +124,55 @@ def _find_pad_divisor(model_cfg: dict) -> int:
     return 1
 
 
+
+def _finite_numbers(values) -> Tuple[List[float], List[str]]:
+    """(finite numbers, messages for the entries that are not)."""
+    good, bad = [], []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) \
+                or not math.isfinite(v):
+            bad.append(f'entry {v!r} is not a number')
+        else:
+            good.append(float(v))
+    return good, bad
+
+
+def anchor_generator_errors(gen: dict) -> List[Tuple[str, str]]:
+    """What makes an ``AnchorGenerator`` dict generate no or invalid anchors.
+
+    The one rule behind both ``tools/check_config.py`` (error findings) and
+    ``tools/anchor_fit.py`` (a one-line error instead of all-zero coverage).
+
+    Args:
+        gen: The ``anchor_generator`` dict of a config.
+
+    Returns:
+        ``(field, message)`` per problem: ratios, scales or strides that are
+        not lists of finite numbers, an empty ratio list, values <= 0.
+    """
+    errors: List[Tuple[str, str]] = []
+    for field in ('ratios', 'scales', 'strides'):
+        values = gen.get(field)
+        if values is None:
+            continue
+        if not isinstance(values, (list, tuple)):
+            errors.append((field, f'{field} must be a list, got {values!r}'))
+            continue
+        if field == 'strides':  # (w, h) pairs: the first of each
+            values = [v[0] if isinstance(v, (list, tuple)) and v else v
+                      for v in values]
+        numbers, bad = _finite_numbers(values)
+        errors += [(field, f'{field} {msg}') for msg in bad]
+        if field == 'ratios' and not values:
+            errors.append((field, 'no ratios: the RPN head gets 0 anchors'))
+        singular = field[:-1]
+        for v in numbers:
+            if v <= 0:
+                errors.append((field, f'{singular} {v:g} <= 0' + (
+                    ' (h/w must be positive)' if field == 'ratios' else '')))
+    return errors
+
+
 def anchor_spec_from_config(cfg, source: str = 'config') -> AnchorSpec:
     """Read the RPN anchors and assigner of an mmdet config.
 
@@ -147,6 +197,11 @@ def anchor_spec_from_config(cfg, source: str = 'config') -> AnchorSpec:
                          f"{gen.get('type')!r} is not supported (AnchorGenerator only)")
     if gen.get('centers') is not None:
         raise MMExtError(f'{source}: anchor_generator.centers is not supported')
+    problems = anchor_generator_errors(gen)
+    if problems:
+        raise MMExtError(f'{source}: rpn_head.anchor_generator.{problems[0][0]}: '
+                         f'{problems[0][1]}' + (f' (and {len(problems) - 1} more)'
+                                                if len(problems) > 1 else ''))
     rpn_train = (det.get('train_cfg') or {}).get('rpn') or {}
     assigner = rpn_train.get('assigner') or {}
     if assigner and assigner.get('type', 'MaxIoUAssigner') != 'MaxIoUAssigner':

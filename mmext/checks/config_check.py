@@ -36,6 +36,7 @@ from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
 
 from mmext import losses  # noqa: F401  registers the mmext losses looked up below
+from mmext.anchors.anchor_spec import anchor_generator_errors
 from mmext.utils.config import (detector_cfg, iter_leaf_datasets, load_config,
                             metainfo_classes)
 
@@ -298,30 +299,20 @@ def check_num_classes(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFind
     return findings
 
 
-def _numbers(node: dict, field: str, key: str,
-             findings: List[ConfigFinding]) -> List[float]:
-    """``node[field]`` as finite floats; anything else is an error finding
-    (and is left out of the list)."""
-    values = node.get(field)
-    if values is None:
-        return []
+def _valid_numbers(values) -> List[float]:
+    """The finite numbers of a config list (the rest are errors elsewhere)."""
     if not isinstance(values, (list, tuple)):
-        findings.append(ConfigFinding('error', 'anchors', f'{key}.{field}',
-                                      f'{field} must be a list, got {values!r}'))
         return []
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) \
-                or not math.isfinite(v):
-            findings.append(ConfigFinding('error', 'anchors', f'{key}.{field}',
-                                          f'{field} entry {v!r} is not a number'))
-        else:
-            out.append(float(v))
-    return out
+    return [float(v) for v in values if not isinstance(v, bool) and isinstance(
+        v, (int, float)) and math.isfinite(v)]
 
 
 def check_anchors(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFinding]:
-    """Anchor ratios/scales in range; RoI strides equal to the RPN strides."""
+    """Anchor ratios/scales in range; RoI strides equal to the RPN strides.
+
+    The errors are :func:`mmext.anchors.anchor_spec.anchor_generator_errors`
+    (anchor_fit refuses the same configs); the warnings are this check's.
+    """
     findings = []
     rpn_strides = None
     for head in heads:
@@ -329,15 +320,12 @@ def check_anchors(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFinding]
         if not isinstance(gen, dict):
             continue
         key = f'{head.key}.anchor_generator'
-        ratios = _numbers(gen, 'ratios', key, findings)
-        if 'ratios' in gen and not gen.get('ratios'):
-            findings.append(ConfigFinding('error', 'anchors', f'{key}.ratios',
-                                          'no ratios: the RPN head gets 0 anchors'))
+        errors = anchor_generator_errors(gen)
+        findings += [ConfigFinding('error', 'anchors', f'{key}.{field}', message)
+                     for field, message in errors]
+        ratios = _valid_numbers(gen.get('ratios'))
         for r in ratios:
-            if r <= 0:
-                findings.append(ConfigFinding('error', 'anchors', f'{key}.ratios',
-                                              f'ratio {r} <= 0 (h/w must be positive)'))
-            elif r < 1 / EXTREME_RATIO or r > EXTREME_RATIO:
+            if r > 0 and (r < 1 / EXTREME_RATIO or r > EXTREME_RATIO):
                 findings.append(ConfigFinding(
                     'warning', 'anchors', f'{key}.ratios',
                     f'ratio {r} is beyond 1:{EXTREME_RATIO:g}; such anchors rarely '
@@ -345,20 +333,11 @@ def check_anchors(cfg: Config, heads: Sequence[HeadInfo]) -> List[ConfigFinding]
         if len(set(ratios)) != len(ratios):
             findings.append(ConfigFinding('warning', 'anchors', f'{key}.ratios',
                                           f'repeated ratios {ratios}: duplicate anchors'))
-        for s in _numbers(gen, 'scales', key, findings):
-            if s <= 0:
-                findings.append(ConfigFinding('error', 'anchors', f'{key}.scales',
-                                              f'scale {s:g} <= 0'))
-        strides = [s[0] if isinstance(s, (list, tuple)) and s else s
-                   for s in (gen.get('strides') or [])
-                   if isinstance(gen.get('strides'), (list, tuple))]
-        strides = _numbers(dict(strides=strides), 'strides', key, findings)
-        for s in strides:
-            if s <= 0:
-                findings.append(ConfigFinding('error', 'anchors', f'{key}.strides',
-                                              f'stride {s:g} <= 0'))
-        if head.key.endswith('rpn_head'):
-            rpn_strides = [int(s) for s in strides]
+        strides = gen.get('strides')
+        if head.key.endswith('rpn_head') and isinstance(strides, (list, tuple)) \
+                and not any(f == 'strides' for f, _ in errors):
+            rpn_strides = [int(s[0] if isinstance(s, (list, tuple)) else s)
+                           for s in strides]
     model = cfg.get('model') or {}
     roi = detector_cfg(model).get('roi_head') or {}
     extractor = roi.get('bbox_roi_extractor') if isinstance(roi, dict) else None

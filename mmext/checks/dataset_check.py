@@ -260,7 +260,13 @@ def check_annotations(cfg: Config, dup_iou_thr: float = 0.9,
     """
     results: List[CheckResult] = []
     distribution: Dict[str, Dict[str, int]] = {}
-    for src in config_sources(cfg):
+    sources = list(config_sources(cfg))
+    if not sources:
+        # nothing checked must not read as PASS
+        raise MMExtError(f'{cfg.filename or "config"}: no dataset in '
+                         'train_dataloader, val_dataloader or test_dataloader '
+                         '(nothing to check)')
+    for src in sources:
         table = load_boxes_from_config(cfg, dataset_cfg=src.dataset_cfg)
         img_dir = dataset_img_dir(src.dataset_cfg)
         results += check_table(table, img_dir, src.scope, src.labeled,

@@ -234,7 +234,8 @@ def images_lost(result: SweepResult, gt: BoxTable, low: float,
         ``image_id``, ``file_name``, ``best_score`` (its best correct
         detection, in [low, high)), ``class`` of that detection, and the
         matched GT box's ``box_w``/``box_h`` (pixels), ``box_area_pct``
-        (percent of the image) and ``ratio_w_over_h``.
+        (percent of the image) and ``ratio_h_over_w`` (h/w, the anchor ratio
+        of mmdet and tools/anchor_fit.py).
     """
     if low > high:
         low, high = high, low
@@ -257,7 +258,7 @@ def images_lost(result: SweepResult, gt: BoxTable, low: float,
                  best_score=score, **{'class': gt.class_names[gt.label[g]]},
                  box_w=w, box_h=h,
                  box_area_pct=100.0 * w * h / (gt.widths[n] * gt.heights[n]),
-                 ratio_w_over_h=w / h))
+                 ratio_h_over_w=h / w))
     return sorted(out, key=lambda r: -r['best_score'])
 
 

@@ -478,11 +478,17 @@ def rule_focal(changes: List[Change], a: Dict, b: Dict) -> List[Risk]:
     risks = []
     for c in changes:
         if c.key in ('fl_gamma', 'fl_alpha'):
+            # unset and 0 mean the same: gamma 0 is focal loss off
             was, now = _num(c.before) or 0.0, _num(c.after) or 0.0
+            if was == now:
+                continue
             if c.key == 'fl_gamma' and was == 0 and now > 0:
                 why = f'focal loss switched on (fl_gamma {c.before} -> ' \
                       f'{c.after}): it down-weights easy examples and ' \
                       'changes the whole loss scale; validate it alone'
+            elif c.key == 'fl_gamma' and now == 0:
+                why = f'focal loss switched off (fl_gamma {c.before} -> ' \
+                      f'{c.after}): the loss scale changes; validate it alone'
             else:
                 why = f'focal {c.key} changed {c.before} -> {c.after}: ' \
                       'a different focus on hard examples; validate it alone'
@@ -716,6 +722,11 @@ def rule_lr_jump(changes: List[Change], a: Dict, b: Dict) -> List[Risk]:
     """The learning rate changed by 3x or more (not by batch scaling)."""
     keyed = {c.key: c for c in changes}
     lkey, _ = _first({k: None for k in keyed}, LR_KEYS)
+    if lkey and 0.0 in (_num(keyed[lkey].before), _num(keyed[lkey].after)):
+        # a ratio cannot say it: 0 on either side is the largest jump there is
+        return [Risk('learning rate jump', 'high',
+                     f'{_fmt_change(keyed[lkey])}: a learning rate of 0 '
+                     'takes no optimizer step (nothing trains)', [lkey])]
     ratio = _ratio(keyed[lkey].before, keyed[lkey].after) if lkey else None
     if not ratio or lkey == _linearly_scaled_lr(changes) or \
             1 / 3 < ratio < 3:

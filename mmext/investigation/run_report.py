@@ -230,6 +230,17 @@ def figure_to_base64_png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode('ascii')
 
 
+def missing_losses_note(data: RunData) -> str:
+    """Why the report has no loss curve (it never just leaves it out)."""
+    bad = data.skipped.get('scalars.json', 0)
+    if bad:
+        return (f'No loss curve: {bad} line(s) of the run\'s scalars.json '
+                'are unreadable and no loss was left to plot.')
+    return ('No loss curve: the run has no scalars.json with losses '
+            '(<timestamp>/vis_data/scalars.json of mmengine\'s '
+            'LocalVisBackend).')
+
+
 def render_html(data: RunData, band_window: int = 10,
                 cv_thr: Optional[float] = None) -> str:
     """The report: one HTML string, plots embedded as base64 PNG.
@@ -255,6 +266,9 @@ def render_html(data: RunData, band_window: int = 10,
         sections.append(_section('Losses and stability', _img(fig) +
                                  _table(stability_table(data)) +
                                  _table(loss_window_rows(data))))
+    else:
+        sections.append(_section('Losses and stability', '<p>' + html.escape(
+            missing_losses_note(data)) + '</p>'))
     if data.class_ap:
         fig = plots.plot_class_ap_progression(data.class_ap,
                                               data.watch_classes)

@@ -30,10 +30,16 @@ def class_balanced_weights(counts: Sequence[int], beta: float = 0.999,
         background weight if given.
 
     Raises:
-        MMExtError: beta outside [0, 1) or a class with no boxes.
+        MMExtError: beta outside [0, 1), a class with no boxes, or a
+            negative background weight.
     """
     if not 0.0 <= beta < 1.0:
         raise MMExtError(f'class-balanced weights: beta={beta} must be in [0, 1)')
+    if background_weight is not None and not (
+            np.isfinite(background_weight) and background_weight >= 0):
+        raise MMExtError(f'class-balanced weights: background weight '
+                         f'{background_weight} must be a number >= 0 (a loss '
+                         'weight)')
     n = np.asarray(counts, dtype=np.float64)
     if n.size == 0 or (n < 1).any():
         raise MMExtError(f'class-balanced weights: every class needs >= 1 box, '

@@ -10,6 +10,7 @@ every key with ``teacher/`` or ``student/`` (mmdet/engine/runner/loops.py).
 One rule picks the monitored model (:func:`monitored_map_key`): the teacher
 when the run logs it (Soft Teacher), else the plain model.
 """
+import json
 import glob
 import math
 import os
@@ -34,11 +35,20 @@ def read_metrics_json(path: str) -> Dict[str, float]:
     data = load_json(path)
     if not isinstance(data, dict):
         raise MMExtError(f'{path}: expected a JSON object of metrics')
+    for key, value in data.items():
+        if _is_validation({key: value}) and value is not None \
+                and _to_float(value) is None:
+            # an AP of `true` or "abc" must not become 1.0 or vanish
+            raise MMExtError(f'{path}: {key} is {json.dumps(value)}, not a '
+                             'number')
     return {k: _to_float(v) for k, v in data.items()
             if _to_float(v) is not None}
 
 
 def _to_float(v) -> Optional[float]:
+    """A number as float; None for anything else (``true`` is not 1.0)."""
+    if isinstance(v, bool):
+        return None
     try:
         return float(v)
     except (TypeError, ValueError):

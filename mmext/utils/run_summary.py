@@ -4,8 +4,6 @@ import os
 import re
 from typing import Dict, List, Optional
 
-from .cli import load_json
-from .errors import MMExtError
 
 
 ITER_CHECKPOINT = re.compile(r'^iter_(\d+)\.pth$')
@@ -47,11 +45,3 @@ def run_files(work_dir: str) -> Dict[str, List[str]]:
         'plots': find('**/*.png'),
         'reports': find('**/*.html'),
     }
-
-
-def read_metrics(path: str) -> Dict[str, float]:
-    """Numeric entries of a metrics JSON written by tools/test.py."""
-    data = load_json(path)
-    if not isinstance(data, dict):
-        raise MMExtError(f'{path}: not a metrics JSON object')
-    return {k: v for k, v in data.items() if isinstance(v, (int, float))}
