@@ -101,13 +101,18 @@ def describe(regime: dict) -> str:
     return (f'{verdict(regime)} on {regime.get("dataset")} '
             f'({regime.get("iters")} iterations, '
             f'{regime.get("start", "from scratch")}, '
-            f'{len(regime.get("seeds") or [])} seeds, control teacher mAP '
+            f'{_seeds(regime)}, control teacher mAP '
             f'{"?" if control is None else format(control, ".3f")}): mAP '
             f'{"?" if regime.get("mAP_delta") is None else format(regime["mAP_delta"], "+.3f")}'
             f'{interval}'
             + ('; AP per class ' + '; '.join(moved) if moved else
                '; no class moved significantly')
             + f' (`{regime.get("command", "benchmarks/does_it_help.py")}`)')
+
+
+def _seeds(regime: dict) -> str:
+    n = len(regime.get('seeds') or [])
+    return f'{n} seed' if n == 1 else f'{n} seeds'
 
 
 def regimes_from_compare(compare: dict, dataset: str, iters: int,
