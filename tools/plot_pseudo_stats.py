@@ -125,7 +125,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not osp.isfile(path):
         raise MMExtError(f'{path}: no such file (is PseudoLabelStatsHook in '
                          'the custom_hooks of the run?)')
-    records = read_records(path)
+    skipped = {}
+    records = read_records(path, skipped)
+    if skipped:
+        print(f'skipped {skipped[path]} record(s) of {path} with counts that '
+              'are not numbers >= 0 (NaN, negative, missing classes)')
     out_dir = args.out_dir or osp.join(osp.dirname(path), 'plot_pseudo_stats')
     os.makedirs(out_dir, exist_ok=True)
     window = records[-args.window:]
@@ -172,8 +176,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     if 'precision' in last:
         figures['precision.png'] = plot_precision(records, 'cls')
+    import matplotlib.pyplot as plt
     for name, fig in figures.items():
         fig.savefig(osp.join(out_dir, name), dpi=90)
+        plt.close(fig)  # a caller in one process (tests, notebooks) reuses pyplot
         print(f'wrote {osp.join(out_dir, name)}')
     return 0
 

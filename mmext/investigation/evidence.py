@@ -147,8 +147,13 @@ def _read_pseudo(ctx: Context) -> None:
         return
     from mmext.runs.pseudo_records import read_records
     try:
-        window = read_records(path)[-PSEUDO_WINDOW:]
+        skipped = {}
+        window = read_records(path, skipped)[-PSEUDO_WINDOW:]
         pseudo = _pseudo_summary(window)
+        if skipped:
+            ctx.skip('pseudo labels (some records)',
+                     f'{path}: {skipped[path]} record(s) with counts that '
+                     'are not numbers >= 0 left out')
     except MMExtError as exc:
         ctx.skip('pseudo labels', str(exc))
         return

@@ -5,6 +5,7 @@ A record is one line of ``<work_dir>/pseudo_label_stats.jsonl``, written by
 :mod:`mmext.hooks.pseudo_label_stats`). Everything here is numpy and JSON, so
 reading a run never imports torch.
 """
+import math
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -98,25 +99,70 @@ def format_recommendation(rows: List[dict], target_precision: float,
     return title + '\n' + format_table(rows, THRESHOLD_COLUMNS, digits=2)
 
 
-def read_records(path: str) -> List[dict]:
+def read_records(path: str, skipped: Optional[Dict[str, int]] = None
+                 ) -> List[dict]:
     """Read a pseudo_label_stats.jsonl file.
 
+    A record with a count that is not a finite number >= 0 (NaN, negative,
+    text) is left out and counted in ``skipped`` under ``path``: summing it
+    would make every ratio of its window wrong.
+
+    Args:
+        path: The file.
+        skipped: Counter of left-out records per file (optional).
+
     Raises:
-        MMExtError: the file is missing, a line is not JSON, or a record
-            lacks ``iter``/``counts``/``kept_ratio``.
+        MMExtError: the file is missing, a line is not JSON, a record lacks
+            ``iter``/``counts``/``kept_ratio``, records name different
+            classes (two runs in one file), or no usable record is left.
     """
-    records = []
+    records, bad = [], 0
     for no, rec in read_jsonl(path, with_lines=True):
         missing = [k for k in ('iter', 'counts', 'kept_ratio', 'hist',
                                'classes') if k not in rec]
         if missing:
             raise MMExtError(f'{path}:{no}: not a pseudo-label record '
                              f'(missing {", ".join(missing)})')
+        if records and list(rec['classes']) != list(records[0]['classes']):
+            raise MMExtError(
+                f'{path}:{no}: classes {rec["classes"]} differ from the first '
+                f'record\'s {records[0]["classes"]} (records of two runs?)')
+        if not _counts_valid(rec):
+            bad += 1
+            continue
         records.append(rec)
+    if bad and skipped is not None:
+        skipped[path] = skipped.get(path, 0) + bad
     if not records:
         raise MMExtError(f'{path}: no records (did training reach the '
-                         "hook's first interval?)")
+                         "hook's first interval?)" if not bad else
+                         f'{path}: all {bad} records have counts that are '
+                         'not numbers >= 0')
     return records
+
+
+def _nonnegative_numbers(node) -> bool:
+    """Every leaf of a nested dict/list is a finite number >= 0."""
+    if isinstance(node, dict):
+        return all(_nonnegative_numbers(v) for v in node.values())
+    if isinstance(node, (list, tuple)):
+        return all(_nonnegative_numbers(v) for v in node)
+    return (isinstance(node, (int, float)) and not isinstance(node, bool)
+            and math.isfinite(node) and node >= 0)
+
+
+def _counts_valid(rec: dict) -> bool:
+    """The summed fields of a record hold only counts (finite, >= 0), and
+    every class has its count at every stage."""
+    names = list(rec['classes'])
+    counts = rec['counts']
+    if not isinstance(counts, dict) or not all(
+            isinstance(t, dict) and all(n in t for n in names)
+            for t in counts.values()):
+        return False
+    return all(_nonnegative_numbers(rec[k]) for k in
+               ('counts', 'tp', 'fp', 'num_gt', 'hist', 'raw_tp_hist',
+                'raw_fp_hist') if k in rec)
 
 
 def window_arrays(records: Sequence[dict]) -> Dict[str, np.ndarray]:

@@ -187,3 +187,47 @@ def test_threshold_label_and_history():
     records.append({'thresholds': {'cls': [0.7, 0.8]}})  # no classes
     assert threshold_history(records, 'cls', 'b') == [0.5, 0.3, None, None,
                                                       None, None]
+
+
+@pytest.mark.parametrize('damage', ['nan', 'negative', 'missing_class'])
+def test_damaged_record_is_counted_and_the_rest_equals_the_clean_subset(
+        tmp_path, capsys, damage):
+    """A record with a NaN or negative count, or without a class at a stage,
+    is left out with a count; the tables equal those of the file without
+    it (issue 24: it used to be summed, or its class silently dropped)."""
+    clean, damaged = tmp_path / 'clean', tmp_path / 'damaged'
+    clean.mkdir()
+    damaged.mkdir()
+    path = write_run(str(damaged), num_records=3)
+    lines = open(path).read().splitlines()
+    record = json.loads(lines[1])
+    if damage == 'nan':
+        record['counts']['raw']['Broken'] = float('nan')
+    elif damage == 'negative':
+        record['counts']['cls']['Severe_Rust'] = -4
+    else:
+        del record['counts']['rpn']['Broken']
+    lines[1] = json.dumps(record)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with open(clean / 'pseudo_label_stats.jsonl', 'w') as f:
+        f.write('\n'.join([lines[0], lines[2]]) + '\n')
+    tool = load_tool()
+    assert tool.main([str(damaged), '--window', '3']) == 0
+    assert 'skipped 1 record(s)' in capsys.readouterr().out
+    assert tool.main([str(clean), '--window', '3']) == 0
+    read = [open(d / 'plot_pseudo_stats' / 'pseudo_stats.csv').read()
+            for d in (damaged, clean)]
+    assert read[0] == read[1]
+
+
+def test_records_of_two_runs_in_one_file_are_an_error(tmp_path, capsys):
+    path = write_run(str(tmp_path), num_records=2)
+    lines = open(path).read().splitlines()
+    record = json.loads(lines[1])
+    record['classes'] = ['Severe_Rust']
+    lines[1] = json.dumps(record)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    code, err = run_cli_in_process(capsys, str(tmp_path))
+    assert code == 2 and ':2: classes' in err and 'two runs' in err
