@@ -61,6 +61,22 @@ def check_checkpoint_matches(runner, checkpoint: str, config: str) -> None:
     mark_weights_loaded(runner)
 
 
+def raise_if_unreadable_image(error: BaseException, runner) -> None:
+    """A corrupt image of the test set is bad input (exit 2, its name), not
+    a crash of the tool."""
+    from mmext.data.image_errors import unreadable_image
+
+    def paths():
+        dataset = runner.test_dataloader.dataset
+        for i in range(len(dataset)):
+            yield dataset.get_data_info(i)['img_path']
+    bad = unreadable_image(error, paths())
+    if bad is not None:
+        raise MMExtError(f'{bad}: cannot be read as an image (corrupt, empty '
+                         'or not an image): replace it or leave it out of the '
+                         'annotations') from None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     register_all_modules()
@@ -82,7 +98,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))
     runner = build_runner(cfg)
     check_checkpoint_matches(runner, args.checkpoint, args.config)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except Exception as exc:  # noqa: BLE001 - only image failures are ours
+        raise_if_unreadable_image(exc, runner)
+        raise
     close_process_group()  # after success only: a failed rank must not wait
     path = os.path.join(cfg.work_dir, 'metrics.json')
     with open(path, 'w', encoding='utf-8') as f:

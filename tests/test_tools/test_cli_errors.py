@@ -138,3 +138,40 @@ def test_os_errors_and_output_paths_are_one_line(tmp_path, capsys):
         open(tmp_path)  # IsADirectoryError, an OSError
     code, err = _exit_of(unreadable, capsys)
     assert code == 2 and str(tmp_path) in err
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'empty'])
+def test_corrupt_validation_image_is_bad_input_naming_the_file(
+        tiny_demo_root, tmp_path, damage):
+    """tools/test.py on a validation set with a corrupt image: a data
+    problem (exit 2, the file named), not "a bug in mmext" (exit 3), also
+    when the image is read in a data-loader worker process."""
+    import json
+    import shutil
+
+    import torch
+
+    from mmext.engine import build_runner
+    from mmext.engine.tiny_config import tiny_semi_config
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_demo_root, root)
+    with open(root / 'annotations' / 'val.json') as f:
+        victim = root / 'images' / json.load(f)['images'][0]['file_name']
+    if not victim.exists():
+        victim = next((root / 'images').rglob(victim.name))
+    data = victim.read_bytes()
+    victim.write_bytes(data[:200] if damage == 'truncated' else b'')
+    cfg = tiny_semi_config(str(root), str(tmp_path / 'run'))
+    cfg.test_dataloader.num_workers = 1
+    cfg.test_dataloader.persistent_workers = False
+    config = tmp_path / 'tiny.py'
+    cfg.dump(str(config))
+    runner = build_runner(cfg)
+    ckpt = tmp_path / 'model.pth'
+    torch.save({'state_dict': runner.model.state_dict(), 'meta': {}}, ckpt)
+    proc = _run('tools/test.py', str(config), str(ckpt), '--work-dir',
+                str(tmp_path / 'eval'))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert victim.name in last and 'cannot be read as an image' in last
+    assert 'Traceback' not in proc.stderr
