@@ -266,7 +266,28 @@ def _validate(rows: Dict[str, list], gt: BoxTable,
         dtype = np.int64 if k in ('image_id', 'label') else np.float64
         vals = [v for v, ok in zip(rows[k], keep) if ok]
         cols[k] = np.asarray(vals, dtype=dtype).reshape(-1)
+    if not any(rows['file_name']):
+        _refuse_unrelated(cols, gt, source)
     return Detections(source=source, skipped=skipped, **cols)
+
+
+def _refuse_unrelated(cols: Dict[str, np.ndarray], gt: BoxTable,
+                      source: str) -> None:
+    """Ids that overlap by chance: the boxes fit these images no better than
+    shuffled ones (:mod:`mmext.evaluation.prediction_agreement`)."""
+    from .prediction_agreement import fits_no_better_than_chance
+    det_boxes = np.stack([cols[k] for k in ('x1', 'y1', 'x2', 'y2')], 1)
+    gt_boxes = np.stack([gt.x1, gt.y1, gt.x2, gt.y2], 1).astype(np.float64)
+    unrelated, own, shuffled = fits_no_better_than_chance(
+        cols['image_id'], cols['score'], det_boxes,
+        np.asarray(gt.image_id), gt_boxes)
+    if unrelated:
+        raise MMExtError(
+            f'{source}: its detections fit the boxes of '
+            f'{gt.source or "the ground truth"} no better than those of other '
+            f'images (best-box IoU {own:.2f}, {shuffled:.2f} with the images '
+            'shuffled): predictions of another dataset whose image ids '
+            'overlap by chance?')
 
 
 def detections_from_results(results: list, gt: BoxTable,

@@ -5,6 +5,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 
 from helpers import ROOT
@@ -177,3 +178,43 @@ def test_failed_tool_leaves_no_empty_output_folder(tmp_path):
                                  str(tmp_path / 'gt.json'), '--out-dir',
                                  str(kept)])
     assert kept.is_dir()  # a folder that existed before stays
+
+
+def _coco(seed: int, images: int = 20) -> dict:
+    """``images`` 200x200 images, 2 boxes each, ids 1..images."""
+    rng = np.random.default_rng(seed)
+    anns = []
+    for k in range(2 * images):
+        w, h = rng.uniform(15, 50, 2)
+        x, y = rng.uniform(0, 200 - w), rng.uniform(0, 200 - h)
+        anns.append(dict(id=k + 1, image_id=k % images + 1, category_id=1,
+                         bbox=[x, y, w, h], area=w * h, iscrowd=0))
+    return dict(images=[dict(id=i + 1, file_name=f'{seed}_{i}.jpg', width=200,
+                             height=200) for i in range(images)],
+                annotations=anns,
+                categories=[dict(id=1, name='rust')])
+
+
+@pytest.mark.parametrize('tool', ['error_breakdown', 'threshold_sweep'])
+def test_predictions_of_another_dataset_with_overlapping_ids(tmp_path, tool):
+    """A COCO results file carries no file names: ids 1..20 exist in both
+    datasets. The boxes fit their own images far better than shuffled ones,
+    and those of another dataset do not: an error naming both files."""
+    own, other = _coco(0), _coco(1)
+    rng = np.random.default_rng(2)
+    results = [dict(image_id=a['image_id'], category_id=1,
+                    bbox=[a['bbox'][0] + rng.uniform(-2, 2), a['bbox'][1],
+                          a['bbox'][2], a['bbox'][3]],
+                    score=float(rng.uniform(0.3, 1.0)))
+               for a in own['annotations']]
+    preds = tmp_path / 'preds.json'
+    preds.write_text(json.dumps(results))
+    paths = {}
+    for name, gt in (('own', own), ('other', other)):
+        paths[name] = tmp_path / f'{name}_gt.json'
+        paths[name].write_text(json.dumps(gt))
+    code, _, err = run_tool(tool, [str(preds), '--gt', str(paths['own'])])
+    assert code == 0, err
+    code, _, err = run_tool(tool, [str(preds), '--gt', str(paths['other'])])
+    assert code == 2 and 'no better than' in err
+    assert 'preds.json' in err and 'other_gt.json' in err
