@@ -27,6 +27,9 @@ from mmext.utils.config import (dataset_ann_path, dataset_img_dir, is_labeled,
 from mmext.checks.check_result import CheckResult, info_check, make_check
 
 #: Reader skip reasons -> (check name, severity). Unknown reasons fail.
+#: Checks whose problems are whole files (their total counts files, not boxes).
+FILE_LEVEL_CHECKS = ('VOC filename without extension (repaired)',
+                     'malformed annotation file', 'image without a size')
 SKIP_REASON_CHECKS = {
     'box outside the image': ('box outside the image', 'fail'),
     'clipped to the image': ('box sticks out of the image (clipped)', 'warn'),
@@ -151,14 +154,23 @@ def _skip_checks(table: BoxTable, scope: str) -> List[CheckResult]:
         name, severity = SKIP_REASON_CHECKS.get(
             rec.reason.split(' (')[0], ('unreadable record', 'fail'))
         grouped[(name, severity)].append(f'{rec.source}: {rec.record}: {rec.reason}')
-    total = len(table) + len(table.skipped)
-    results = [
-        make_check(name, scope, problems, total, severity=severity)
-        for (name, severity), problems in sorted(grouped.items())
-    ]
+    # a per-file problem counts files; the others count box records
+    unread_files = sum(r.reason.startswith('malformed XML')
+                       for r in table.skipped)
+    totals = {'files': table.num_images + unread_files,
+              'boxes': len(table) + len(table.skipped)}
+
+    def check(name: str, severity: str, problems: List[str]) -> CheckResult:
+        unit = 'files' if name in FILE_LEVEL_CHECKS else 'boxes'
+        total = totals[unit]
+        return make_check(name, scope, problems, total, severity=severity,
+                          detail=f'{len(problems)} of {total} {unit}'
+                          if problems else '')
+    results = [check(name, severity, problems)
+               for (name, severity), problems in sorted(grouped.items())]
     for name, severity in sorted(set(SKIP_REASON_CHECKS.values())):
         if (name, severity) not in grouped:
-            results.append(make_check(name, scope, [], total, severity))
+            results.append(check(name, severity, []))
     return results
 
 
