@@ -41,6 +41,7 @@ from mmdet.models.utils import filter_gt_instances
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
 
+from ..compat import require_soft_teacher_call_order
 from .pseudo_thresholds import STAGE_KEYS, PseudoThresholds
 
 _KEY_OF = dict(STAGE_KEYS)
@@ -55,6 +56,7 @@ class PerClassPseudoThrMixin:
     """
 
     def __init__(self, *args, **kwargs) -> None:
+        require_soft_teacher_call_order()
         super().__init__(*args, **kwargs)
         self.pseudo_thresholds = PseudoThresholds(self.semi_train_cfg,
                                                   self._pseudo_num_classes())

@@ -40,6 +40,8 @@ def test_uses_go_through_the_check(monkeypatch):
         compat.cocoeval_params(object())
     with pytest.raises(MMExtError, match='mmdet 9.9.9'):
         compat.import_anchor_generator()
+    with pytest.raises(MMExtError, match='mmdet 9.9.9.*call order'):
+        compat.require_soft_teacher_call_order()
 
 
 def test_no_private_internal_outside_compat():
