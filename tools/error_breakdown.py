@@ -12,7 +12,8 @@ Example:
         --gt work_dirs/demo/data/annotations/val.json \\
         --config configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
         --out-dir work_dirs/demo/analysis/error_breakdown
-Writes OUT_DIR/error_breakdown.{csv,json,png}.
+Writes OUT_DIR/error_breakdown.{csv,json,png}; with --gallery K, the K most
+costly cases per class and type drawn on the images in OUT_DIR/gallery/.
 """
 import argparse
 import os
@@ -31,8 +32,8 @@ from mmext.evaluation.ground_truth import (add_backend_arg, add_prediction_args,
 from mmext.utils.tables import (format_table, skip_summary, write_csv,
                                    write_json)
 from mmext.data import describe_skipped
-from mmext.utils import run_cli
-from mmext.utils.cli import output_dir
+from mmext.utils import MMExtError, run_cli
+from mmext.utils.cli import nonnegative_int, output_dir
 
 SHORT = dict(classification='cls', localization='loc', both='both',
              duplicate='dupe', background='bkg', missed='miss')
@@ -45,6 +46,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     add_prediction_args(parser)
     parser.add_argument('--out-dir', type=output_dir, help='folder for CSV, JSON and the plot')
     add_backend_arg(parser)
+    parser.add_argument(
+        '--gallery', type=nonnegative_int, default=0, metavar='K',
+        help='draw the K most costly cases per class and error type on the '
+        'images into OUT_DIR/gallery/ (index.html; needs --out-dir)')
+    parser.add_argument('--img-dir', help="folder of the GT's images for "
+                        "--gallery (default: the config's val images)")
     parser.add_argument(
         '--dap-mode', choices=DAP_MODES, default='tide',
         help="tide: TIDE's dAP (default); coco: each fix re-evaluated by "
@@ -74,6 +81,9 @@ def _print_report(rows, skipped, mode: str) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.gallery and not args.out_dir:
+        raise MMExtError('--gallery needs --out-dir (the gallery is a folder '
+                         'of images)')
     gt, dets = load_gt_and_detections(**prediction_inputs(args))
     result = error_breakdown(gt, dets, dap_mode=args.dap_mode,
                              backend=args.backend)
@@ -93,7 +103,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         from mmext.viz.analysis_plots import plot_error_breakdown
         plot_error_breakdown(rows[:-1], ERROR_TYPES, out + '.png')
         print(f'written: {out}.csv, .json, .png')
+    if args.gallery:
+        _write_gallery(args, gt, dets, result)
     return 0
+
+
+def _write_gallery(args, gt, dets, result) -> None:
+    from mmext.evaluation.ground_truth import gt_image_dir
+    from mmext.viz.error_gallery import write_gallery
+    img_dir = gt_image_dir(gt, args.img_dir, args.config, args.data_root)
+    written = write_gallery(gt, dets, result, img_dir,
+                            os.path.join(args.out_dir, 'gallery'), args.gallery)
+    if written['unreadable']:
+        print(f'gallery: {len(written["unreadable"])} image(s) could not be '
+              f'read, e.g. {written["unreadable"][0]} (is --img-dir right?)')
+    print(f'gallery: {written["cases"]} cases in {len(written["images"])} '
+          f'images, {written["index"]}')
 
 
 if __name__ == '__main__':

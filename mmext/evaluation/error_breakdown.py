@@ -73,6 +73,9 @@ class ErrorBreakdown:
             fixed; ``dmap``: ``{type: float}`` the mAP50 gained.
         det_error: Error type of every detection row (``''`` for a TP or an
             unevaluated detection), for inspection.
+        det_target: The GT row each error aims at (-1: none, a background
+            error), for drawing it beside the detection.
+        gt_missed: Boolean per GT row: a missed box.
         dap_mode: ``'tide'`` or ``'coco'`` (see the module docstring).
         ref_map50: The mAP50 the gains are measured from: TIDE's mAP50 in
             ``'tide'`` mode (every class with GT or detections), ``map50``
@@ -87,6 +90,8 @@ class ErrorBreakdown:
     det_error: np.ndarray
     dap_mode: str = 'tide'
     ref_map50: float = float('nan')
+    det_target: np.ndarray = None
+    gt_missed: np.ndarray = None
 
     def rows(self) -> List[dict]:
         """One dict per class plus 'all': AP50, counts, dAP per type."""
@@ -344,4 +349,4 @@ def error_breakdown(gt: BoxTable, dets: Detections,
         ref = map50
     return ErrorBreakdown(tuple(gt.class_names), ap50, map50,
                           _counts(gt, dets, error, target, missed), dap,
-                          dmap, error, dap_mode, ref)
+                          dmap, error, dap_mode, ref, target, missed)

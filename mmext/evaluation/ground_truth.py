@@ -1,10 +1,12 @@
 """Ground truth for evaluation tools: a COCO json, a YOLO data.yaml or a
 config's val set."""
+import os
 from typing import Optional
 
 from mmext.data import BoxTable, load_boxes, load_boxes_from_config
 from mmext.utils import MMExtError
-from mmext.utils.config import load_config, metainfo_classes, set_data_root
+from mmext.utils.config import (dataset_img_dir, iter_leaf_datasets,
+                                load_config, metainfo_classes, set_data_root)
 
 
 def load_ground_truth(ann: Optional[str] = None,
@@ -116,3 +118,33 @@ def prediction_inputs(args) -> dict:
     return dict(predictions=args.predictions, gt=args.gt, config=args.config,
                 data_root=args.data_root,
                 yolo_category_base=args.yolo_category_base)
+
+
+def gt_image_dir(gt: BoxTable, img_dir: Optional[str] = None,
+                 config: Optional[str] = None, data_root: Optional[str] = None,
+                 split: str = 'val') -> str:
+    """The folder ``gt.file_names`` are relative to, for drawing them.
+
+    Args:
+        gt: The ground truth.
+        img_dir: Given by the user (``--img-dir``): used as is.
+        config: An mmdet config: its ``<split>`` dataset's image folder.
+        data_root: Replaces the config's data root.
+        split: ``'val'`` or ``'test'``.
+
+    Raises:
+        MMExtError: no folder can be found and the file names are relative.
+    """
+    if img_dir:
+        return img_dir
+    if config:
+        cfg = load_config(config)
+        if data_root:
+            set_data_root(cfg, data_root)
+        dataset = (cfg.get(f'{split}_dataloader') or {}).get('dataset') or {}
+        leaf = next(iter_leaf_datasets(dataset), {})
+        return dataset_img_dir(leaf)
+    if gt.file_names and all(os.path.isabs(f) for f in gt.file_names):
+        return ''
+    raise MMExtError(f'{gt.source}: its file names are relative: give '
+                     '--img-dir (the folder they are in) or --config')

@@ -113,3 +113,39 @@ def test_check_dataset_counts_skipped_detections(case, tmp_path):
         assert f'{n_nan} skipped: NaN or infinite score' in row.examples
     else:
         assert row.status == 'pass'
+
+
+def test_pairing_agreement_against_a_brute_force():
+    """Own and shuffled best-box IoUs equal an independent computation
+    (mmdet's bbox_overlaps) on random boxes; perfect detections are never
+    refused, detections of other images are."""
+    from mmdet.evaluation.functional import bbox_overlaps
+
+    from mmext.evaluation.prediction_agreement import (
+        SHIFTS, fits_no_better_than_chance, pairing_agreement)
+    rng = np.random.default_rng(0)
+    n = 12
+    gt_image = np.repeat(np.arange(1, n + 1), 2)
+    xy = rng.uniform(0, 150, (2 * n, 2))
+    gt = np.hstack([xy, xy + rng.uniform(10, 50, (2 * n, 2))])
+    det_image = np.repeat(np.arange(1, n + 1), 3)
+    dxy = rng.uniform(0, 150, (3 * n, 2))
+    det = np.hstack([dxy, dxy + rng.uniform(10, 50, (3 * n, 2))])
+    score = rng.uniform(0, 1, 3 * n)
+    own, shuffled = pairing_agreement(det_image, score, det, gt_image, gt)
+    ids = list(range(1, n + 1))
+    for k, i in enumerate(ids):
+        mine = np.flatnonzero(det_image == i)
+        best = det[mine[np.argmax(score[mine])]][None]
+        assert own[k] == pytest.approx(
+            bbox_overlaps(best, gt[gt_image == i]).max())
+        want = np.mean([bbox_overlaps(best, gt[gt_image == ids[(k + s) % n]]
+                                      ).max() for s in SHIFTS])
+        assert shuffled[k] == pytest.approx(want)
+    # the GT boxes themselves fit their own images: never refused
+    assert not fits_no_better_than_chance(gt_image, np.ones(2 * n), gt,
+                                          gt_image, gt)[0]
+    # the same boxes under the next image's id: refused
+    moved = gt_image % n + 1
+    assert fits_no_better_than_chance(moved, np.ones(2 * n), gt, gt_image,
+                                      gt)[0]

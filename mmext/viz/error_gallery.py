@@ -1,0 +1,261 @@
+"""The boxes behind the error breakdown, drawn on the real images.
+
+:func:`~mmext.evaluation.error_breakdown.error_breakdown` sorts every false
+positive into TIDE's types and finds the missed GT boxes; this draws them.
+Per class and per kind, the ``k`` most costly cases become crops of the
+real image with context, each captioned with the file, class, score, IoU
+and type:
+
+- ``missed``: GT boxes no detection found or aimed at, largest first (a
+  large missed box is the most surprising one);
+- ``background``, ``classification`` (with the class it was taken for),
+  ``duplicate``, ``localization`` (prediction and its GT overlaid, IoU
+  written) and ``both``: false positives, highest score first (the ones
+  that survive any threshold longest).
+
+The ranking and the types are the breakdown's own; nothing is redefined
+here. Boxes are drawn in the image's pixels: GT green, detection red.
+"""
+import html
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mmext.data import BoxTable
+from mmext.evaluation.error_breakdown import ErrorBreakdown
+from mmext.evaluation.predictions import Detections
+
+#: Kinds drawn, in the order of the gallery page.
+GALLERY_KINDS = ('missed', 'background', 'classification', 'localization',
+                 'duplicate', 'both')
+#: Context around a box: the crop is the box grown by this factor of its
+#: size on each side, at least ``MIN_CROP`` pixels wide and high.
+CONTEXT = 1.0
+MIN_CROP = 64
+GT_COLOUR = '#1a9850'
+DET_COLOUR = '#d73027'
+
+
+@dataclass
+class GalleryCase:
+    """One drawn case.
+
+    Attributes:
+        kind: One of :data:`GALLERY_KINDS`.
+        cls: The class whose AP the case costs (the GT's class for
+            ``missed`` and ``classification``, else the detection's).
+        image_row: Row of the image in ``gt.image_ids``.
+        gt_row: GT box row (-1: none, a background error).
+        det_row: Detection row (-1: a missed box).
+        score: Detection score (None for a missed box).
+        iou: IoU of detection and GT (None when one is missing).
+        caption: One line: file, class, score, IoU, type.
+    """
+    kind: str
+    cls: str
+    image_row: int
+    gt_row: int
+    det_row: int
+    score: Optional[float]
+    iou: Optional[float]
+    caption: str
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two xyxy boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+             - inter)
+    return inter / union if union > 0 else 0.0
+
+
+def gallery_cases(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
+                  k: int = 8) -> Dict[str, Dict[str, List[GalleryCase]]]:
+    """The ``k`` most costly cases per class and kind.
+
+    Args:
+        gt: The ground truth the breakdown was computed on.
+        dets: Its detections (the same rows as ``breakdown.det_error``).
+        breakdown: The result of ``error_breakdown(gt, dets)``.
+        k: Cases per class and kind.
+
+    Returns:
+        ``{class: {kind: [GalleryCase, ...]}}``, kinds without a case left
+        out.
+    """
+    row_of = {int(i): n for n, i in enumerate(gt.image_ids)}
+    names = gt.class_names
+    out: Dict[str, Dict[str, List[GalleryCase]]] = {n: {} for n in names}
+    missed = np.flatnonzero(breakdown.gt_missed)
+    area = (gt.x2 - gt.x1) * (gt.y2 - gt.y1)
+    for g in missed[np.argsort(-area[missed], kind='stable')]:
+        cls = names[gt.label[g]]
+        cases = out[cls].setdefault('missed', [])
+        if len(cases) < k:
+            n = row_of[int(gt.image_id[g])]
+            cases.append(GalleryCase(
+                'missed', cls, n, int(g), -1, None, None,
+                f'{gt.file_names[n]} | {cls} | missed | '
+                f'{gt.x2[g] - gt.x1[g]:.0f}x{gt.y2[g] - gt.y1[g]:.0f} px'))
+    for kind in GALLERY_KINDS[1:]:
+        rows = np.flatnonzero(breakdown.det_error == kind)
+        for r in rows[np.argsort(-dets.score[rows], kind='stable')]:
+            g = int(breakdown.det_target[r])
+            cls = names[gt.label[g] if kind == 'classification'
+                        else dets.label[r]]
+            cases = out[cls].setdefault(kind, [])
+            if len(cases) >= k:
+                continue
+            n = row_of[int(dets.image_id[r])]
+            det_box = (dets.x1[r], dets.y1[r], dets.x2[r], dets.y2[r])
+            iou = (_iou(det_box, (gt.x1[g], gt.y1[g], gt.x2[g], gt.y2[g]))
+                   if g >= 0 else None)
+            taken = (f' taken for {names[dets.label[r]]}'
+                     if kind == 'classification' else '')
+            cases.append(GalleryCase(
+                kind, cls, n, g, int(r), float(dets.score[r]), iou,
+                f'{gt.file_names[n]} | {cls}{taken} | score '
+                f'{dets.score[r]:.2f}' + ('' if iou is None else
+                                          f' | IoU {iou:.2f}') + f' | {kind}'))
+    return {c: kinds for c, kinds in out.items() if kinds}
+
+
+def _crop_window(boxes: List[Sequence[float]], width: int,
+                 height: int) -> tuple:
+    """Pixel window around ``boxes`` with context, inside the image."""
+    x1 = min(b[0] for b in boxes)
+    y1 = min(b[1] for b in boxes)
+    x2 = max(b[2] for b in boxes)
+    y2 = max(b[3] for b in boxes)
+    pad_x = max(CONTEXT * (x2 - x1), (MIN_CROP - (x2 - x1)) / 2, 0)
+    pad_y = max(CONTEXT * (y2 - y1), (MIN_CROP - (y2 - y1)) / 2, 0)
+    return (int(max(0, x1 - pad_x)), int(max(0, y1 - pad_y)),
+            int(min(width, np.ceil(x2 + pad_x))),
+            int(min(height, np.ceil(y2 + pad_y))))
+
+
+def draw_case(ax, image: np.ndarray, case: GalleryCase, gt: BoxTable,
+              dets: Detections) -> None:
+    """Draw one case on a matplotlib axis: the crop, its boxes, caption."""
+    from matplotlib.patches import Rectangle
+    boxes = []
+    if case.gt_row >= 0:
+        g = case.gt_row
+        boxes.append(((gt.x1[g], gt.y1[g], gt.x2[g], gt.y2[g]), GT_COLOUR))
+    if case.det_row >= 0:
+        r = case.det_row
+        boxes.append(((dets.x1[r], dets.y1[r], dets.x2[r], dets.y2[r]),
+                      DET_COLOUR))
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = _crop_window([b for b, _ in boxes], w, h)
+    ax.imshow(image[y0:y1, x0:x1], cmap='gray' if image.ndim == 2 else None,
+              extent=(x0, x1, y1, y0))
+    for (bx1, by1, bx2, by2), colour in boxes:
+        ax.add_patch(Rectangle((bx1, by1), bx2 - bx1, by2 - by1, fill=False,
+                               edgecolor=colour, linewidth=1.5))
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y1, y0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    # the caption on three short lines: file; class and type; numbers
+    parts = case.caption.split(' | ')
+    numbers = [p for p in parts[2:-1]] if case.det_row >= 0 else parts[3:]
+    ax.set_title('\n'.join([os.path.basename(parts[0]),
+                             f'{parts[1]} | {case.kind}',
+                             ' | '.join(numbers) or ' ']), fontsize=7)
+
+
+def _read_image(path: str) -> Optional[np.ndarray]:
+    import mmcv
+    try:
+        image = mmcv.imread(path, channel_order='rgb')
+    except Exception:  # noqa: BLE001 - counted by the caller
+        return None
+    return image
+
+
+def write_gallery(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
+                  img_dir: str, out_dir: str, k: int = 8) -> dict:
+    """Draw :func:`gallery_cases` into PNGs and one ``index.html``.
+
+    Args:
+        gt, dets, breakdown: As for :func:`gallery_cases`.
+        img_dir: Folder the GT's ``file_name`` values are relative to.
+        out_dir: Output folder (``<class>_<kind>.png`` and ``index.html``).
+        k: Cases per class and kind.
+
+    Returns:
+        ``{'index': path, 'images': [png paths], 'cases': n,
+        'unreadable': [image files that could not be read]}``.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    cases = gallery_cases(gt, dets, breakdown, k)
+    images: Dict[int, Optional[np.ndarray]] = {}
+    unreadable: List[str] = []
+    written, sections, total = [], [], 0
+    for cls, kinds in cases.items():
+        parts = [f'<h2>{html.escape(cls)}</h2>']
+        for kind in GALLERY_KINDS:
+            drawn = kinds.get(kind)
+            if not drawn:
+                continue
+            fig, axes = plt.subplots(1, len(drawn), squeeze=False,
+                                     figsize=(max(2.8 * len(drawn), 4.0), 2.9))
+            for ax, case in zip(axes[0], drawn):
+                if case.image_row not in images:
+                    path = os.path.join(img_dir, gt.file_names[case.image_row])
+                    images[case.image_row] = _read_image(path)
+                    if images[case.image_row] is None:
+                        unreadable.append(path)
+                image = images[case.image_row]
+                if image is None:
+                    ax.set_axis_off()
+                    ax.set_title('unreadable image', fontsize=7)
+                    continue
+                draw_case(ax, image, case, gt, dets)
+            fig.tight_layout()
+            name = f'{_safe(cls)}_{kind}.png'
+            fig.savefig(os.path.join(out_dir, name), dpi=110)
+            plt.close(fig)
+            written.append(os.path.join(out_dir, name))
+            total += len(drawn)
+            captions = ''.join(f'<li>{html.escape(c.caption)}</li>'
+                               for c in drawn)
+            parts.append(f'<h3>{html.escape(kind)} ({len(drawn)})</h3>'
+                         f'<img src="{name}" alt="{html.escape(cls)} '
+                         f'{kind}"><ul>{captions}</ul>')
+        sections.append(''.join(parts))
+    index = os.path.join(out_dir, 'index.html')
+    with open(index, 'w', encoding='utf-8') as f:
+        f.write(_page(sections, k))
+    return dict(index=index, images=written, cases=total,
+                unreadable=sorted(set(unreadable)))
+
+
+def _safe(name: str) -> str:
+    return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)
+
+
+def _page(sections: List[str], k: int) -> str:
+    legend = (f'Per class and kind, the {k} most costly cases of '
+              'tools/error_breakdown.py: missed GT boxes largest first, false '
+              'positives highest score first. GT green, detection red.')
+    style = ('body{font-family:sans-serif;max-width:1400px;margin:1em auto}'
+             'img{max-width:100%}ul{font-size:12px;color:#333}'
+             'h3{margin-bottom:0.2em}')
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>Error '
+            f'gallery</title><style>{style}</style></head><body><h1>Error '
+            f'gallery</h1><p>{html.escape(legend)}</p>{"".join(sections)}'
+            '</body></html>')
+
+
+__all__ = ['GALLERY_KINDS', 'GalleryCase', 'gallery_cases', 'draw_case',
+           'write_gallery']
