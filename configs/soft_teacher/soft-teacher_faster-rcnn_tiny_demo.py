@@ -281,7 +281,10 @@ default_hooks = dict(
     # with epoch 0 (mmengine's default), so logs and plots can order them.
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400, max_keep_ckpts=2))
-log_processor = dict(by_epoch=False)
+# mmext's per-class figures go to the visualizer (scalars.json) only; the
+# text line keeps the losses and one number each for pseudo labels, anchors
+# and loss noise (mmext.engine.ConciseLogProcessor)
+log_processor = dict(type='ConciseLogProcessor', by_epoch=False)
 # A fast EMA (half-life ~70 iterations) so the teacher follows a short CPU run;
 # skip_buffer=False also averages normalisation buffers if a BN model is used.
 custom_hooks = [
