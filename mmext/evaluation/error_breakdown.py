@@ -76,6 +76,8 @@ class ErrorBreakdown:
         det_target: The GT row each error aims at (-1: none, a background
             error), for drawing it beside the detection.
         gt_missed: Boolean per GT row: a missed box.
+        det_matched_gt: The GT row each true positive matched (-1: not a
+            true positive).
         dap_mode: ``'tide'`` or ``'coco'`` (see the module docstring).
         ref_map50: The mAP50 the gains are measured from: TIDE's mAP50 in
             ``'tide'`` mode (every class with GT or detections), ``map50``
@@ -92,6 +94,7 @@ class ErrorBreakdown:
     ref_map50: float = float('nan')
     det_target: np.ndarray = None
     gt_missed: np.ndarray = None
+    det_matched_gt: np.ndarray = None
 
     def rows(self) -> List[dict]:
         """One dict per class plus 'all': AP50, counts, dAP per type."""
@@ -349,4 +352,12 @@ def error_breakdown(gt: BoxTable, dets: Detections,
         ref = map50
     return ErrorBreakdown(tuple(gt.class_names), ap50, map50,
                           _counts(gt, dets, error, target, missed), dap,
-                          dmap, error, dap_mode, ref, target, missed)
+                          dmap, error, dap_mode, ref, target, missed,
+                          _matched_gt(m, len(dets)))
+
+
+def _matched_gt(m: MatchTable, num_dets: int) -> np.ndarray:
+    """GT row per detection row for the true positives, else -1."""
+    out = np.full(num_dets, -1, dtype=np.int64)
+    out[m.det_id[m.det_tp] - 1] = m.det_gt[m.det_tp] - 1
+    return out

@@ -138,10 +138,26 @@ def _crop_window(boxes: List[Sequence[float]], width: int,
             int(min(height, np.ceil(y2 + pad_y))))
 
 
-def draw_case(ax, image: np.ndarray, case: GalleryCase, gt: BoxTable,
-              dets: Detections) -> None:
-    """Draw one case on a matplotlib axis: the crop, its boxes, caption."""
-    from matplotlib.patches import Rectangle
+#: Height of a drawn crop and of its caption band (pixels).
+TILE_H = 160
+CAPTION_H = 42
+TILE_MAX_W = 260
+
+
+def _hex_bgr(colour: str) -> tuple:
+    r, g, b = (int(colour[k:k + 2], 16) for k in (1, 3, 5))
+    return b, g, r
+
+
+def draw_case(image: np.ndarray, case: GalleryCase, gt: BoxTable,
+              dets: Detections) -> np.ndarray:
+    """One captioned tile: the crop with context, its boxes, three caption
+    lines (file; class and type; score and IoU). BGR, ``TILE_H +
+    CAPTION_H`` pixels high.
+
+    Drawn with OpenCV, not matplotlib: a gallery has hundreds of crops.
+    """
+    import cv2
     boxes = []
     if case.gt_row >= 0:
         g = case.gt_row
@@ -152,27 +168,53 @@ def draw_case(ax, image: np.ndarray, case: GalleryCase, gt: BoxTable,
                       DET_COLOUR))
     h, w = image.shape[:2]
     x0, y0, x1, y1 = _crop_window([b for b, _ in boxes], w, h)
-    ax.imshow(image[y0:y1, x0:x1], cmap='gray' if image.ndim == 2 else None,
-              extent=(x0, x1, y1, y0))
+    crop = image[y0:y1, x0:x1]
+    if crop.ndim == 2:
+        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+    scale = min(TILE_H / max(crop.shape[0], 1),
+                TILE_MAX_W / max(crop.shape[1], 1))
+    size = (max(1, round(crop.shape[1] * scale)),
+            max(1, round(crop.shape[0] * scale)))
+    crop = np.ascontiguousarray(cv2.resize(
+        crop, size, interpolation=cv2.INTER_NEAREST if scale > 1
+        else cv2.INTER_AREA))
     for (bx1, by1, bx2, by2), colour in boxes:
-        ax.add_patch(Rectangle((bx1, by1), bx2 - bx1, by2 - by1, fill=False,
-                               edgecolor=colour, linewidth=1.5))
-    ax.set_xlim(x0, x1)
-    ax.set_ylim(y1, y0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    # the caption on three short lines: file; class and type; numbers
+        cv2.rectangle(crop, (round((bx1 - x0) * scale),
+                             round((by1 - y0) * scale)),
+                      (round((bx2 - x0) * scale) - 1,
+                       round((by2 - y0) * scale) - 1), _hex_bgr(colour), 2)
+    lines = _caption_lines(case)
+    width = max([crop.shape[1], 150] + [cv2.getTextSize(
+        line, cv2.FONT_HERSHEY_SIMPLEX, 0.36, 1)[0][0] + 6 for line in lines])
+    tile = np.full((CAPTION_H + TILE_H, width, 3), 255, dtype=np.uint8)
+    tile[CAPTION_H:CAPTION_H + crop.shape[0], :crop.shape[1]] = crop
+    for n, line in enumerate(lines):
+        cv2.putText(tile, line, (3, 12 + 13 * n), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.36, (20, 20, 20), 1, cv2.LINE_AA)
+    return tile
+
+
+def _caption_lines(case: GalleryCase) -> List[str]:
+    """The caption on three short lines: file; class and type; numbers."""
     parts = case.caption.split(' | ')
-    numbers = [p for p in parts[2:-1]] if case.det_row >= 0 else parts[3:]
-    ax.set_title('\n'.join([os.path.basename(parts[0]),
-                             f'{parts[1]} | {case.kind}',
-                             ' | '.join(numbers) or ' ']), fontsize=7)
+    numbers = parts[2:-1] if case.det_row >= 0 else parts[3:]
+    return [os.path.basename(parts[0]), f'{parts[1]} | {case.kind}',
+            ' | '.join(numbers)]
+
+
+def _row_image(tiles: List[np.ndarray]) -> np.ndarray:
+    """Tiles side by side with a white gap."""
+    gap = np.full((CAPTION_H + TILE_H, 6, 3), 255, dtype=np.uint8)
+    parts = []
+    for tile in tiles:
+        parts += [tile, gap]
+    return np.hstack(parts[:-1])
 
 
 def _read_image(path: str) -> Optional[np.ndarray]:
     import mmcv
     try:
-        image = mmcv.imread(path, channel_order='rgb')
+        image = mmcv.imread(path)  # BGR, as OpenCV draws
     except Exception:  # noqa: BLE001 - counted by the caller
         return None
     return image
@@ -192,9 +234,7 @@ def write_gallery(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
         ``{'index': path, 'images': [png paths], 'cases': n,
         'unreadable': [image files that could not be read]}``.
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    import cv2
 
     os.makedirs(out_dir, exist_ok=True)
     cases = gallery_cases(gt, dets, breakdown, k)
@@ -207,9 +247,8 @@ def write_gallery(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
             drawn = kinds.get(kind)
             if not drawn:
                 continue
-            fig, axes = plt.subplots(1, len(drawn), squeeze=False,
-                                     figsize=(max(2.8 * len(drawn), 4.0), 2.9))
-            for ax, case in zip(axes[0], drawn):
+            tiles = []
+            for case in drawn:
                 if case.image_row not in images:
                     path = os.path.join(img_dir, gt.file_names[case.image_row])
                     images[case.image_row] = _read_image(path)
@@ -217,14 +256,16 @@ def write_gallery(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
                         unreadable.append(path)
                 image = images[case.image_row]
                 if image is None:
-                    ax.set_axis_off()
-                    ax.set_title('unreadable image', fontsize=7)
+                    tile = np.full((CAPTION_H + TILE_H, 150, 3), 235,
+                                   dtype=np.uint8)
+                    cv2.putText(tile, 'unreadable image', (3, 12),
+                                cv2.FONT_HERSHEY_SIMPLEX, 0.36, (20, 20, 20),
+                                1, cv2.LINE_AA)
+                    tiles.append(tile)
                     continue
-                draw_case(ax, image, case, gt, dets)
-            fig.tight_layout()
+                tiles.append(draw_case(image, case, gt, dets))
             name = f'{_safe(cls)}_{kind}.png'
-            fig.savefig(os.path.join(out_dir, name), dpi=110)
-            plt.close(fig)
+            cv2.imwrite(os.path.join(out_dir, name), _row_image(tiles))
             written.append(os.path.join(out_dir, name))
             total += len(drawn)
             captions = ''.join(f'<li>{html.escape(c.caption)}</li>'

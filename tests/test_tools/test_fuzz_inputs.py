@@ -330,6 +330,12 @@ def test_evaluation_tools_on_bad_detections(mutation):
         assert_clean_outcome(code, err, bad)
         code_e, _, err_e = run_tool('error_breakdown', [bad, '--gt', gt_path])
         assert_clean_outcome(code_e, err_e, bad)
+        # the images are absent: blank panels, counted, never a crash
+        code_g, _, err_g = run_tool('gallery', [
+            bad, '--gt', gt_path, '--img-dir', tmp, '--k', '1', '--out-dir',
+            os.path.join(tmp, 'gallery')])
+        assert_clean_outcome(code_g, err_g, bad)
+        assert code_g == code_e
         if code != 0:
             return
         if not result['skipped_detections']:

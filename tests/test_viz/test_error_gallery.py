@@ -133,3 +133,56 @@ def test_error_breakdown_gallery_flag(tmp_path):
     assert code == 0, err
     assert (tmp_path / 'o2' / 'gallery' / 'index.html').is_file()
     assert 'gallery:' in out
+
+
+def test_crops_are_the_boxes_of_the_error_table(tmp_path):
+    """Every drawn case is a row of the per-box table: same type, class,
+    score and boxes; the table's counts per type and class equal the
+    breakdown's."""
+    from mmext.evaluation.error_table import error_rows
+    gt, dets, bd = _case(tmp_path)
+    rows = error_rows(gt, dets, bd)
+    for kinds in gallery_cases(gt, dets, bd, 8).values():
+        for kind, cases in kinds.items():
+            for case in cases:
+                if case.det_row >= 0:
+                    r = case.det_row
+                    want = dict(type=kind, score=float(dets.score[r]),
+                                x1=float(dets.x1[r]), y2=float(dets.y2[r]))
+                else:
+                    g = case.gt_row
+                    want = dict(type='missed', gt_x1=float(gt.x1[g]),
+                                gt_y2=float(gt.y2[g]))
+                want['class'] = case.cls
+                assert any(all(row[k] == v for k, v in want.items())
+                           for row in rows), want
+    for kind in ('classification', 'localization', 'duplicate',
+                 'background', 'both', 'missed'):
+        for c, name in enumerate(gt.class_names):
+            n = sum(r['type'] == kind and r['class'] == name for r in rows)
+            assert n == bd.counts[kind][c], (kind, name)
+    tps = [r for r in rows if r['type'] == 'tp']
+    assert tps and all(r['iou'] >= 0.5 for r in tps)
+
+
+def test_gallery_tool(tmp_path):
+    import csv
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..',
+                                    'test_tools'))
+    from test_fuzz_inputs import run_tool
+    _case(tmp_path)
+    code, out, err = run_tool('gallery', [
+        str(tmp_path / 'res.json'), '--gt', str(tmp_path / 'gt.json'),
+        '--img-dir', str(tmp_path / 'img'), '--out-dir', str(tmp_path / 'g'),
+        '--k', '2'])
+    assert code == 0, err
+    with open(tmp_path / 'g' / 'errors.csv') as f:
+        table = list(csv.DictReader(f))
+    assert {r['type'] for r in table} >= {'tp', 'missed', 'classification'}
+    assert (tmp_path / 'g' / 'index.html').is_file()
+    code, _, err = run_tool('gallery', [str(tmp_path / 'res.json'), '--gt',
+                                        str(tmp_path / 'gt.json'),
+                                        '--out-dir', str(tmp_path / 'g2')])
+    assert code == 2 and '--img-dir' in err
+    assert not (tmp_path / 'g2').exists()
