@@ -13,7 +13,9 @@ Example:
         --config configs/soft_teacher/soft-teacher_faster-rcnn_tiny_demo.py \\
         --data-root work_dirs/demo/data --out-dir work_dirs/demo/gallery
 Writes OUT_DIR/index.html, OUT_DIR/<class>_<type>.png and
-OUT_DIR/errors.{csv,json} (one row per detection and missed box).
+OUT_DIR/errors.{csv,json} (one row per detection and missed box) and
+OUT_DIR/confusion.{csv,png} (which class each classification error was
+taken for).
 """
 import argparse
 import os
@@ -48,7 +50,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from mmext.evaluation.error_breakdown import error_breakdown
-    from mmext.evaluation.error_table import ERROR_COLUMNS, error_rows
+    from mmext.evaluation.error_table import (ERROR_COLUMNS,
+                                              classification_confusion,
+                                              error_rows)
+    from mmext.viz.analysis_plots import plot_confusion
     from mmext.evaluation.ground_truth import gt_image_dir
     from mmext.utils.tables import skip_summary, write_csv, write_json
     from mmext.viz.error_gallery import write_gallery
@@ -61,6 +66,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = os.path.join(args.out_dir, 'errors')
     write_csv(rows, out + '.csv', list(ERROR_COLUMNS))
     write_json(dict(columns=list(ERROR_COLUMNS), rows=rows), out + '.json')
+    confusion = classification_confusion(rows, list(gt.class_names))
+    write_csv([dict(gt_class=name, **{n: int(v) for n, v in zip(
+        gt.class_names, confusion[k])}) for k, name in enumerate(
+            gt.class_names)], os.path.join(args.out_dir, 'confusion.csv'))
+    plot_confusion(confusion, gt.class_names,
+                   os.path.join(args.out_dir, 'confusion.png'))
     written = write_gallery(gt, dets, breakdown, img_dir, args.out_dir, args.k)
     if written['unreadable']:
         print(f'{len(written["unreadable"])} image(s) could not be read and '

@@ -66,3 +66,16 @@ def error_rows(gt: BoxTable, dets: Detections,
             gt.file_names[n], int(gt.image_id[g]), names[gt.label[g]],
             'missed', None, None, None, None, None, None, None, *gt_box])))
     return rows
+
+
+def classification_confusion(rows: List[dict],
+                             class_names: List[str]) -> np.ndarray:
+    """``(K, K)`` counts of classification errors: row = the GT's class,
+    column = the class it was taken for (IoU >= 0.5 with a GT box of
+    another class, TIDE's classification type)."""
+    index = {n: k for k, n in enumerate(class_names)}
+    matrix = np.zeros((len(class_names), len(class_names)), dtype=np.int64)
+    for row in rows:
+        if row['type'] == 'classification':
+            matrix[index[row['class']], index[row['predicted_class']]] += 1
+    return matrix

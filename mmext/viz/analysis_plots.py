@@ -72,23 +72,51 @@ def plot_f1_vs_threshold(thresholds: np.ndarray, curves: Sequence,
 
 def plot_error_breakdown(rows: List[Dict], error_types: Sequence[str],
                          path: str) -> str:
-    """Stacked bars: AP50 each error type would add if fixed, per class.
+    """Grouped bars: the AP50 each error type would add if fixed, per class.
+
+    Side by side, not stacked: each bar is a separate what-if (fixing one
+    type alone), and the gains of several types do not add up.
 
     Args:
         rows: Dicts with ``class`` and ``dap_<type>`` per error type.
-        error_types: The error type names, in stacking order.
+        error_types: The error type names, in bar order.
         path: Output PNG.
     """
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows)), 4.5))
     names = [r['class'] for r in rows]
-    bottom = np.zeros(len(rows))
-    for t in error_types:
-        vals = np.array([max(r.get(f'dap_{t}') or 0.0, 0.0) for r in rows])
-        ax.bar(names, vals, bottom=bottom, label=t)
-        bottom += vals
-    ax.set(ylabel='AP50 gained if fixed', title='Error breakdown (TIDE-style)')
-    ax.legend(fontsize=8)
+    width = 0.8 / max(len(error_types), 1)
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(rows)), 4.5))
+    x = np.arange(len(rows))
+    for i, t in enumerate(error_types):
+        vals = [max(r.get(f'dap_{t}') or 0.0, 0.0) for r in rows]
+        ax.bar(x + (i - (len(error_types) - 1) / 2) * width, vals, width,
+               label=t)
+    ax.set_xticks(x, names)
+    ax.set(ylabel='AP50 gained if fixed alone',
+           title='Error breakdown (TIDE-style; each bar a separate fix, '
+           'they do not add up)')
+    # outside the axes: a legend inside hid a bar
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, axis='y')
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str],
+                   path: str) -> str:
+    """Heat map of classification errors: GT class (rows) taken for another
+    class (columns), with the count in each cell."""
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.1 * k + 2.5, 0.9 * k + 1.8))
+    ax.imshow(matrix, cmap='Reds')
+    ax.set_xticks(range(k), class_names, rotation=30, ha='right')
+    ax.set_yticks(range(k), class_names)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(int(matrix[i, j])), ha='center', va='center',
+                    color='white' if matrix[i, j] > matrix.max() / 2 else
+                    'black', fontsize=9)
+    ax.set(xlabel='taken for (detection class)', ylabel='GT class',
+           title='Classification errors (IoU >= 0.5, other class)')
     return _save(fig, path)
 
 

@@ -186,3 +186,15 @@ def test_gallery_tool(tmp_path):
                                         '--out-dir', str(tmp_path / 'g2')])
     assert code == 2 and '--img-dir' in err
     assert not (tmp_path / 'g2').exists()
+
+
+def test_confusion_rows_are_the_classification_counts(tmp_path):
+    from mmext.evaluation.error_table import (classification_confusion,
+                                              error_rows)
+    gt, dets, bd = _case(tmp_path)
+    matrix = classification_confusion(error_rows(gt, dets, bd),
+                                      list(gt.class_names))
+    assert matrix.sum(axis=1).tolist() == bd.counts['classification'].tolist()
+    assert np.trace(matrix) == 0 and matrix.sum() > 0
+    # the swapped boxes of the case: rust taken for chip and back
+    assert matrix[0, 1] > 0 and matrix[1, 0] > 0
