@@ -34,6 +34,7 @@ def plot_ratio_histograms(ratios_by_class: Dict[str, np.ndarray],
         # stairs of np.histogram: one artist, not one patch per bin
         ax.stairs(np.histogram(r, bins=bins)[0], bins, fill=True, color='0.6')
         ax.set_xscale('log')
+        _ratio_ticks(ax, lo, hi)
         for k, v in enumerate(current):
             ax.axvline(v, color='tab:red', ls='--', lw=1, label='current' if k == 0 else None)
         for k, v in enumerate(recommended or []):
@@ -47,6 +48,23 @@ def plot_ratio_histograms(ratios_by_class: Dict[str, np.ndarray],
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _ratio_ticks(ax, lo: float, hi: float) -> None:
+    """At most ~6 plain-number ticks on a log ratio axis: matplotlib's minor
+    labels overlap when the ratios span less than a decade."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+    candidates = np.array([0.05, 0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 1.0, 1.5, 2.0,
+                           3.0, 4.0, 5.0, 10.0, 20.0])
+    ticks = candidates[(candidates >= lo) & (candidates <= hi)]
+    if len(ticks) > 6:
+        ticks = ticks[::int(np.ceil(len(ticks) / 6))]
+    if len(ticks) < 2:
+        ticks = np.geomspace(lo, hi, 4)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels([f'{t:.2g}' for t in ticks], fontsize=7)
 
 
 def plot_coverage_before_after(names: Sequence[str], before: Dict[str, Sequence[float]],
