@@ -242,7 +242,10 @@ def _read_predictions(ctx: Context) -> None:
     from mmext.evaluation.error_breakdown import error_breakdown
     from mmext.evaluation.teacher_competence import competence_from_predictions
     from mmext.evaluation.threshold_sweep import sweep_thresholds
-    ctx.evidence.errors = error_breakdown(gt, dets).rows()
+    breakdown = error_breakdown(gt, dets)
+    ctx.evidence.errors = breakdown.rows()
+    # the gallery beside the findings draws these boxes (investigate.py)
+    ctx.extras['breakdown'] = (gt, dets, breakdown)
     _set_competence(ctx, competence_from_predictions(gt, dets),
                     f'{ctx.predictions}, IoU 0.5')
     result = sweep_thresholds(gt, dets)

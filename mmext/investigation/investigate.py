@@ -21,6 +21,36 @@ from mmext.runs import files
 __all__ = ['Context', 'DEFAULT_DEPLOY_THR', 'investigate']
 
 
+#: Cases per class and error type in the investigation's gallery.
+GALLERY_K = 6
+
+
+def write_finding_gallery(ctx: Context) -> None:
+    """The error gallery of the predictions under ``out_dir/gallery``, for
+    the pictures beside each finding; skipped (with the reason) when the
+    images cannot be found."""
+    inputs = ctx.extras.get('breakdown')
+    if inputs is None:
+        return
+    from mmext.evaluation.ground_truth import gt_image_dir
+    from mmext.utils import MMExtError
+    from mmext.viz.error_gallery import write_gallery
+    gt, dets, breakdown = inputs
+    try:
+        img_dir = gt_image_dir(gt, None, ctx.config_path if ctx.cfg else None,
+                               ctx.data_root)
+    except MMExtError as exc:
+        ctx.skip('error gallery', str(exc))
+        return
+    written = write_gallery(gt, dets, breakdown, img_dir,
+                            osp.join(ctx.out_dir, 'gallery'), GALLERY_K)
+    if written['unreadable']:
+        ctx.skip('error gallery (some images)',
+                 f'{len(written["unreadable"])} image(s) unreadable, e.g. '
+                 f'{written["unreadable"][0]}')
+    ctx.extras['gallery'] = {osp.basename(p) for p in written['images']}
+
+
 def investigate(ctx: Context, progress: bool = True) -> dict:
     """Gather evidence, rank findings, write actions and the report.
 
@@ -33,6 +63,7 @@ def investigate(ctx: Context, progress: bool = True) -> dict:
     findings = apply_rules(ctx.evidence)
     actions = write_actions(ctx, findings)
     os.makedirs(ctx.out_dir, exist_ok=True)
+    write_finding_gallery(ctx)
     report = render_markdown(ctx, findings, actions)
     with open(osp.join(ctx.out_dir, 'report.md'), 'w',
               encoding='utf-8') as f:

@@ -48,6 +48,27 @@ def _num(value, digits: int = 3) -> str:
     return f'{value:.{digits}f}'
 
 
+#: The error-gallery kinds that show each rule's boxes.
+RULE_PICTURES = {
+    'gt_without_rpn_positive': ('missed',),
+    'teacher_cannot_detect': ('missed',),
+    'pseudo_starved': ('missed',),
+    'noisy_pseudo_labels': ('background', 'classification'),
+    'low_efficiency': ('missed', 'classification'),
+}
+
+
+def finding_pictures(finding: Finding, drawn: set) -> List[str]:
+    """The gallery PNGs (names under ``gallery/``) of a finding's classes
+    and kinds: a dominant error's own type, else :data:`RULE_PICTURES`."""
+    from mmext.viz.error_gallery import gallery_file_name
+    kinds = ((finding.numbers.get('type'),) if finding.rule ==
+             'dominant_error' else RULE_PICTURES.get(finding.rule, ()))
+    names = [gallery_file_name(c, k) for c in finding.classes for k in kinds
+             if k]
+    return [n for n in names if n in drawn]
+
+
 def render_markdown(ctx: Context, findings: List[Finding],
                     actions: List[Action]) -> str:
     """The report in the user's shape: problem, findings, causes, actions,
@@ -67,6 +88,11 @@ def render_markdown(ctx: Context, findings: List[Finding],
                   f'{f.impact_metric}' if f.impact else '')
         lines += [f'{i}. **{f.title}** ({f.strength}{impact}).',
                   f'   Evidence: {f.evidence}. Measured by `{f.tool}`.']
+        pictures = finding_pictures(f, ctx.extras.get('gallery') or set())
+        if pictures:
+            lines.append('   Pictures: ' + ', '.join(
+                f'[{name[:-4].replace("_", " ")}](gallery/{name})'
+                for name in pictures) + '.')
     lines += ['', '## Likely root causes', '']
     for cause, ranks in _causes(findings).items():
         lines.append(f'- {cause} (findings {", ".join(map(str, ranks))})')

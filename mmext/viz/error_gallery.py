@@ -264,7 +264,7 @@ def write_gallery(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
                     tiles.append(tile)
                     continue
                 tiles.append(draw_case(image, case, gt, dets))
-            name = f'{_safe(cls)}_{kind}.png'
+            name = gallery_file_name(cls, kind)
             cv2.imwrite(os.path.join(out_dir, name), _row_image(tiles))
             written.append(os.path.join(out_dir, name))
             total += len(drawn)
@@ -281,8 +281,10 @@ def write_gallery(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
                 unreadable=sorted(set(unreadable)))
 
 
-def _safe(name: str) -> str:
-    return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)
+def gallery_file_name(cls: str, kind: str) -> str:
+    """The PNG of one class and kind (``<class>_<kind>.png``)."""
+    safe = ''.join(c if c.isalnum() or c in '-_' else '_' for c in cls)
+    return f'{safe}_{kind}.png'
 
 
 def _page(sections: List[str], k: int) -> str:
@@ -299,4 +301,4 @@ def _page(sections: List[str], k: int) -> str:
 
 
 __all__ = ['GALLERY_KINDS', 'GalleryCase', 'gallery_cases', 'draw_case',
-           'write_gallery']
+           'write_gallery', 'gallery_file_name']

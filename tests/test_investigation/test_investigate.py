@@ -53,6 +53,11 @@ def test_real_run_findings_equal_independent_computations(
     content, report = _run([monitored_run, '--data-root', tiny_demo_root,
                             '--out-dir', str(tmp_path), '--no-anchor-search'])
     assert content['skipped'] == []
+    # the pictures beside the findings are files of the gallery
+    assert (tmp_path / 'gallery' / 'index.html').is_file()
+    import re
+    links = re.findall(r'\]\((gallery/[^)]+\.png)\)', report)
+    assert all((tmp_path / link).is_file() for link in links)
     # pseudo_starved: recomputed from the hook's file
     recs = read_jsonl(osp.join(monitored_run, 'pseudo_label_stats.jsonl'))
     window = recs[-5:]
