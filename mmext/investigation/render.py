@@ -58,13 +58,19 @@ RULE_PICTURES = {
 }
 
 
-def finding_pictures(finding: Finding, drawn: set) -> List[str]:
+def finding_pictures(rule: str, classes: List[str], numbers: dict,
+                     drawn: set) -> List[str]:
     """The gallery PNGs (names under ``gallery/``) of a finding's classes
-    and kinds: a dominant error's own type, else :data:`RULE_PICTURES`."""
+    and kinds: a dominant error's own type, else :data:`RULE_PICTURES`.
+
+    Args:
+        rule: The finding's rule; ``classes``, ``numbers``: its fields.
+        drawn: The PNG names the gallery holds.
+    """
     from mmext.viz.error_gallery import gallery_file_name
-    kinds = ((finding.numbers.get('type'),) if finding.rule ==
-             'dominant_error' else RULE_PICTURES.get(finding.rule, ()))
-    names = [gallery_file_name(c, k) for c in finding.classes for k in kinds
+    kinds = ((numbers.get('type'),) if rule == 'dominant_error'
+             else RULE_PICTURES.get(rule, ()))
+    names = [gallery_file_name(str(c), k) for c in classes for k in kinds
              if k]
     return [n for n in names if n in drawn]
 
@@ -88,7 +94,8 @@ def render_markdown(ctx: Context, findings: List[Finding],
                   f'{f.impact_metric}' if f.impact else '')
         lines += [f'{i}. **{f.title}** ({f.strength}{impact}).',
                   f'   Evidence: {f.evidence}. Measured by `{f.tool}`.']
-        pictures = finding_pictures(f, ctx.extras.get('gallery') or set())
+        pictures = finding_pictures(f.rule, f.classes, f.numbers,
+                                    ctx.extras.get('gallery') or set())
         if pictures:
             lines.append('   Pictures: ' + ', '.join(
                 f'[{name[:-4].replace("_", " ")}](gallery/{name})'

@@ -96,6 +96,7 @@ def read_investigation(path: str, skipped: Dict[str, int]
            'findings': _objects(content.get('findings'), name, skipped),
            'skipped': _objects(content.get('skipped'), name, skipped)}
     out['findings'].sort(key=_rank_key)
+    out['dir'] = os.path.dirname(os.path.abspath(path))
     return out
 
 
@@ -290,19 +291,58 @@ def render_html(data: RunData, band_window: int = 10,
              'table{border-collapse:collapse;font-size:12px}'
              'td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}'
              'td.t{text-align:left}img{max-width:100%}'
-             'table{margin:0.5em 0}table.findings td{vertical-align:top}'
+             'table{margin:0.5em 0}'
+             'div.card{border:1px solid #ccc;border-radius:6px;padding:4px 12px;'
+             'margin:10px 0;max-width:1100px;text-align:left}'
+             'div.card h3{margin:6px 0}p.meta{color:#555;margin:2px 0}'
+             'figure{margin:6px 0}figcaption{font-size:12px;color:#555}'
              'p.note{background:#fff6d5;padding:4px 8px}')
     return ('<!DOCTYPE html><html><head><meta charset="utf-8">'
             f'<title>mmext run report</title><style>{style}</style></head>'
             f'<body>{"".join(sections)}</body></html>')
 
 
-#: Columns of the findings table: (finding key, header).
-FINDING_COLUMNS = (('rank', 'rank'), ('title', 'finding'),
-                   ('strength', 'strength'), ('impact', 'gain at most'),
-                   ('evidence', 'evidence'), ('tool', 'tool'),
-                   ('action', 'action'), ('action_config', 'config'),
-                   ('monitor', 'monitor'))
+def _finding_card(finding: dict, gallery_dir: str) -> str:
+    """One finding as a card: title, numbers, its pictures, the action with
+    its config, what to watch. Missing keys are left out."""
+    from mmext.investigation.render import finding_pictures
+
+    def text(key: str) -> str:
+        value = finding.get(key)
+        return '' if value in (None, '') else html.escape(str(value))
+    meta = [text('strength')]
+    if isinstance(finding.get('impact'), (int, float)):
+        meta.append(f'at most +{finding["impact"]:.3f} '
+                    f'{html.escape(str(finding.get("impact_metric", "mAP")))}'
+                    ' if fixed')
+    if text('tool'):
+        meta.append(f'measured by <code>{text("tool")}</code>')
+    parts = [f'<div class="card"><h3><span class="rank">'
+             f'{text("rank")}.</span> <span>{text("title")}</span></h3>',
+             f'<p class="meta">{" &middot; ".join(m for m in meta if m)}</p>']
+    if text('evidence'):
+        parts.append(f'<p>{text("evidence")}</p>')
+    drawn = set(os.listdir(gallery_dir)) if os.path.isdir(gallery_dir) \
+        else set()
+    classes = finding.get('classes') if isinstance(
+        finding.get('classes'), list) else []
+    numbers = finding.get('numbers') if isinstance(
+        finding.get('numbers'), dict) else {}
+    for name in finding_pictures(str(finding.get('rule', '')), classes,
+                                 numbers, drawn):
+        with open(os.path.join(gallery_dir, name), 'rb') as f:
+            data = base64.b64encode(f.read()).decode()
+        parts.append(f'<figure><img src="data:image/png;base64,{data}" '
+                     f'alt="{html.escape(name)}"><figcaption>'
+                     f'{html.escape(name[:-4].replace("_", " "))}'
+                     '</figcaption></figure>')
+    if text('action'):
+        config = (f' (config <code>{text("action_config")}</code>)'
+                  if text('action_config') else '')
+        parts.append(f'<p><b>Action:</b> {text("action")}{config}</p>')
+    if text('monitor'):
+        parts.append(f'<p><b>Watch:</b> {text("monitor")}</p>')
+    return ''.join(parts) + '</div>'
 
 
 def _findings_section(data: RunData) -> str:
@@ -320,7 +360,8 @@ def _findings_section(data: RunData) -> str:
         parts.append(f'<p>{html.escape(str(summary))}</p>')
     parts.append(_table(inv['problem']['rows']))
     if inv['findings']:
-        parts.append(_findings_table(inv['findings']))
+        gallery = os.path.join(inv.get('dir', ''), 'gallery')
+        parts += [_finding_card(f, gallery) for f in inv['findings']]
     else:
         parts.append('<p>No finding: no analysis found a cause.</p>')
     if inv['skipped']:
@@ -332,23 +373,6 @@ def _findings_section(data: RunData) -> str:
     if os.path.isfile(md):
         parts.append(f'<p>Full write-up: <code>{html.escape(md)}</code></p>')
     return ''.join(parts)
-
-
-def _findings_table(findings: List[dict]) -> str:
-    """One row per finding in the given (rank) order; missing keys -> '-'."""
-    head = ''.join(f'<th>{html.escape(h)}</th>' for _, h in FINDING_COLUMNS)
-    body = ''.join('<tr>' + ''.join(_cell(_finding_value(f, k)) for k, _ in
-                                    FINDING_COLUMNS) + '</tr>'
-                   for f in findings)
-    return f'<table class="findings"><tr>{head}</tr>{body}</table>'
-
-
-def _finding_value(finding: dict, key: str):
-    """A finding's cell; the impact bound with its metric (mAP50, mAP)."""
-    value = finding.get(key)
-    if key == 'impact' and isinstance(value, (int, float)):
-        return f'+{value:.3f} {finding.get("impact_metric", "mAP")}'
-    return value
 
 
 def _summary(data: RunData) -> str:
@@ -383,7 +407,10 @@ def _img(fig) -> str:
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return f'<td>{value:.4g}</td>'
+        # one format per table: 3 decimals (0.076 and 0.187, not 0.1866)
+        text = (f'{value:.3f}' if value == 0 or 0.001 <= abs(value) < 1e4
+                else f'{value:.2e}')
+        return f'<td>{text}</td>'
     if value is None:
         return '<td>-</td>'
     return f'<td class="t">{html.escape(str(value))}</td>'

@@ -252,3 +252,27 @@ def test_report_pseudo_plot_is_one_panel_per_class(work_dir):
     np.testing.assert_allclose(chipped[0].get_ydata(),
                                [0.1, np.nan, np.nan, 0.4])
     assert 'no raw teacher boxes' in visible[1].texts[0].get_text()
+
+
+def test_finding_cards_embed_their_gallery_pictures(work_dir):
+    """Each finding is a card; a dominant-error finding shows its type's
+    crops of its classes from investigation/gallery/, and nothing else."""
+    import matplotlib.pyplot as plt
+    _write_findings(work_dir, dict(
+        work_dir=work_dir, problem=dict(summary='s', rows=[]),
+        findings=[_finding(1, 'loose boxes', rule='dominant_error',
+                           classes=['Broken', 'Chipped'],
+                           numbers=dict(type='localization'))]))
+    gallery = os.path.join(work_dir, 'investigation', 'gallery')
+    os.makedirs(gallery)
+    for name in ('Broken_localization.png', 'Broken_missed.png'):
+        fig = plt.figure(figsize=(1, 1))
+        fig.savefig(os.path.join(gallery, name))
+        plt.close(fig)
+    page = render_html(load_run(work_dir))
+    card = page[page.index('<div class="card">'):page.index('<h2>Evidence')]
+    assert card.count('<img') == 1 and 'Broken localization' in card
+    assert 'Broken missed' not in card
+    assert 'at most +0.040 mAP if fixed' in card
+    assert '<b>Action:</b> action 1' in card and 'fix1.py' in card
+    assert '<b>Watch:</b> monitor 1' in card
