@@ -61,6 +61,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         'WORK_DIR/eval/predictions.pkl if present)')
     parser.add_argument('--gt', help='ground-truth COCO json of the '
                         "predictions (default: the config's val set)")
+    parser.add_argument('--img-dir', help="folder of the ground truth's "
+                        "images, for the gallery (default: the config's val "
+                        'images)')
     parser.add_argument('--data-root', help="replaces the config's data root")
     parser.add_argument('--deploy-thr', type=fraction, default=DEFAULT_DEPLOY_THR,
                         help='score threshold the detector is deployed at '
@@ -94,6 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                    'investigation'),
                   config_path=args.config, data_root=args.data_root,
                   predictions=args.predictions, gt=args.gt,
+                  img_dir=args.img_dir,
                   deploy_thr=args.deploy_thr,
                   anchor_search=not args.no_anchor_search,
                   precision_target=args.precision_target,

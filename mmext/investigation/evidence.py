@@ -34,6 +34,8 @@ class Context:
         data_root: Replaces the config's data root.
         predictions: Predictions on the validation set, or None.
         gt: Ground-truth COCO json of the predictions, or None.
+        img_dir: Folder of the ground truth's images (for the gallery),
+            default the config's val images.
         deploy_thr: Score threshold the detector is deployed at.
         anchor_search: Run anchor_fit's search for the anchors action.
         precision_target: Teacher validation precision (as a lower
@@ -51,6 +53,7 @@ class Context:
     data_root: Optional[str] = None
     predictions: Optional[str] = None
     gt: Optional[str] = None
+    img_dir: Optional[str] = None
     deploy_thr: float = DEFAULT_DEPLOY_THR
     anchor_search: bool = True
     precision_target: float = 0.5
@@ -242,6 +245,9 @@ def _read_predictions(ctx: Context) -> None:
     from mmext.evaluation.error_breakdown import error_breakdown
     from mmext.evaluation.teacher_competence import competence_from_predictions
     from mmext.evaluation.threshold_sweep import sweep_thresholds
+    if not ctx.evidence.class_names:
+        # no config or monitor records: the ground truth names the classes
+        ctx.evidence.class_names = list(gt.class_names)
     breakdown = error_breakdown(gt, dets)
     ctx.evidence.errors = breakdown.rows()
     # the gallery beside the findings draws these boxes (investigate.py)

@@ -37,7 +37,8 @@ def write_finding_gallery(ctx: Context) -> None:
     from mmext.viz.error_gallery import write_gallery
     gt, dets, breakdown = inputs
     try:
-        img_dir = gt_image_dir(gt, None, ctx.config_path if ctx.cfg else None,
+        img_dir = gt_image_dir(gt, ctx.img_dir,
+                               ctx.config_path if ctx.cfg else None,
                                ctx.data_root)
     except MMExtError as exc:
         ctx.skip('error gallery', str(exc))

@@ -33,6 +33,14 @@ def problem_summary(ev: Evidence) -> str:
     val = (ev.validation or {}).get('all')
     rows = [r for r in problem_rows(ev) if r['ap'] is not None]
     if not val:
+        errors = [r for r in ev.errors or [] if r.get('class') != 'all']
+        if errors:
+            worst = sorted(errors, key=lambda r: r.get('ap50', 0.0))[:2]
+            total = next((r for r in ev.errors if r.get('class') == 'all'), {})
+            return ('No validation was logged; from the predictions: mAP50 '
+                    f'{_num(total.get("ap50"))}, worst classes ' + ', '.join(
+                        f'{r["class"]} {_num(r.get("ap50"))}' for r in worst)
+                    + ' (AP50).')
         return 'No validation was logged: the per-class AP is unknown.'
     worst = ', '.join(f'{r["class"]} {r["ap"]:.3f}' for r in rows[:2])
     it = val.get('iter')

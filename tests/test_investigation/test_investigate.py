@@ -211,3 +211,24 @@ def test_bad_input_is_one_line(monitored_run, tmp_path):
     assert 'anchor_match_stats.jsonl' in reasons['anchor matching']
     with pytest.raises(SystemExit):
         investigate_tool.parse_args([str(broken), '--deploy-thr', 'x'])
+
+
+def test_predictions_and_ground_truth_alone(demo_eval_run, tiny_demo_root,
+                                            tmp_path):
+    """No work_dir files: the classes come from the ground truth, the
+    problem from the predictions, and the gallery from --img-dir."""
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    gt = osp.join(tiny_demo_root, 'annotations', 'val.json')
+    content, report = _run([
+        str(empty), '--predictions', demo_eval_run['predictions'], '--gt', gt,
+        '--img-dir', osp.join(tiny_demo_root, 'images', 'val'),
+        '--out-dir', str(tmp_path / 'out'), '--no-anchor-search'])
+    with open(gt) as f:
+        names = [c['name'] for c in json.load(f)['categories']]
+    assert [r['class'] for r in content['problem']['rows']] and all(
+        r['class'] in names for r in content['problem']['rows'])
+    assert 'from the predictions: mAP50' in report
+    assert (tmp_path / 'out' / 'gallery' / 'index.html').is_file()
+    assert not any(s['analysis'] == 'error gallery'
+                   for s in content['skipped'])
