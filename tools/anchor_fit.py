@@ -85,6 +85,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--seed', type=nonnegative_int, default=0, help='subsample seed')
     parser.add_argument('--out-dir', type=output_dir, help='folder for JSON, CSV, PNG and the config')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    parser.add_argument('--gallery', type=nonnegative_int, default=0, metavar='K',
+                        help='draw, per class, the K GT boxes without a positive '
+                        'anchor with their best anchor, into OUT_DIR/'
+                        'no_positive_anchor/ (needs --out-dir; images from '
+                        "--img-dir or the config's train set)")
     args = parser.parse_args(argv)
     return args
 
@@ -243,10 +248,47 @@ def main(argv: Optional[List[str]] = None) -> int:
     res = fit_anchors(inputs, args.num_ratios, args.objective, args.search_scales,
                       args.search_boxes, progress=not args.no_progress, seed=args.seed)
     _print_report(res, inputs.spec.ratios)
+    if args.gallery and not args.out_dir:
+        raise MMExtError('--gallery needs --out-dir')
     if args.out_dir:
         written = _write_outputs(res, args, inputs)
         print('\nwritten:\n' + '\n'.join(f'  {p}' for p in written))
+    if args.gallery:
+        _write_gallery(args, inputs)
     return 0
+
+
+def _write_gallery(args, inputs) -> None:
+    """The GT boxes without a positive anchor, drawn at the middle train
+    scale with their best anchor (mmext.viz.anchor_gallery)."""
+    from mmext.anchors.coverage import anchor_coverage
+    from mmext.anchors.train_scale import scale_boxes
+    from mmext.utils.config import dataset_img_dir, load_config, set_data_root
+    from mmext.utils.config import iter_leaf_datasets, train_dataset_cfg
+    from mmext.viz.anchor_gallery import write_anchor_gallery
+    img_dir = args.img_dir
+    if not img_dir and args.config:
+        cfg = load_config(args.config)
+        if args.data_root:
+            set_data_root(cfg, args.data_root)
+        img_dir = dataset_img_dir(next(iter_leaf_datasets(
+            train_dataset_cfg(cfg))))
+    if not img_dir:
+        raise MMExtError('--gallery without a config needs --img-dir (the '
+                         "folder of the annotations' images)")
+    table = inputs.table.select(~inputs.table.ignore)
+    rule = inputs.rules[len(inputs.rules) // 2]
+    scaled = scale_boxes(table, rule, inputs.spec.pad_size_divisor)
+    coverage = anchor_coverage(scaled, inputs.spec, with_assigned=False)
+    out = write_anchor_gallery(table, scaled, inputs.spec, coverage, img_dir,
+                               os.path.join(args.out_dir, 'no_positive_anchor'),
+                               args.gallery)
+    if out['unreadable']:
+        print(f'gallery: {len(out["unreadable"])} image(s) could not be read, '
+              f'e.g. {out["unreadable"][0]}')
+    print(f'gallery: {out["cases"]} GT boxes without a positive anchor (train '
+          f'scale {rule.name}) in {len(out["images"])} images under '
+          f'{os.path.join(args.out_dir, "no_positive_anchor")}')
 
 
 if __name__ == '__main__':

@@ -149,23 +149,19 @@ def _hex_bgr(colour: str) -> tuple:
     return b, g, r
 
 
-def draw_case(image: np.ndarray, case: GalleryCase, gt: BoxTable,
-              dets: Detections) -> np.ndarray:
-    """One captioned tile: the crop with context, its boxes, three caption
-    lines (file; class and type; score and IoU). BGR, ``TILE_H +
-    CAPTION_H`` pixels high.
+def draw_tile(image: np.ndarray, boxes: List[tuple],
+              lines: List[str]) -> np.ndarray:
+    """One captioned tile: the crop around ``boxes`` with context, the boxes
+    and the caption lines above. BGR, ``TILE_H + CAPTION_H`` pixels high.
 
     Drawn with OpenCV, not matplotlib: a gallery has hundreds of crops.
+
+    Args:
+        image: The whole image (BGR or grey).
+        boxes: ``((x1, y1, x2, y2), '#rrggbb')`` in the image's pixels.
+        lines: Caption lines (three fit).
     """
     import cv2
-    boxes = []
-    if case.gt_row >= 0:
-        g = case.gt_row
-        boxes.append(((gt.x1[g], gt.y1[g], gt.x2[g], gt.y2[g]), GT_COLOUR))
-    if case.det_row >= 0:
-        r = case.det_row
-        boxes.append(((dets.x1[r], dets.y1[r], dets.x2[r], dets.y2[r]),
-                      DET_COLOUR))
     h, w = image.shape[:2]
     x0, y0, x1, y1 = _crop_window([b for b, _ in boxes], w, h)
     crop = image[y0:y1, x0:x1]
@@ -183,7 +179,6 @@ def draw_case(image: np.ndarray, case: GalleryCase, gt: BoxTable,
                              round((by1 - y0) * scale)),
                       (round((bx2 - x0) * scale) - 1,
                        round((by2 - y0) * scale) - 1), _hex_bgr(colour), 2)
-    lines = _caption_lines(case)
     width = max([crop.shape[1], 150] + [cv2.getTextSize(
         line, cv2.FONT_HERSHEY_SIMPLEX, 0.36, 1)[0][0] + 6 for line in lines])
     tile = np.full((CAPTION_H + TILE_H, width, 3), 255, dtype=np.uint8)
@@ -194,6 +189,20 @@ def draw_case(image: np.ndarray, case: GalleryCase, gt: BoxTable,
     return tile
 
 
+def draw_case(image: np.ndarray, case: GalleryCase, gt: BoxTable,
+              dets: Detections) -> np.ndarray:
+    """The tile of one error case: its GT box (green) and detection (red)."""
+    boxes = []
+    if case.gt_row >= 0:
+        g = case.gt_row
+        boxes.append(((gt.x1[g], gt.y1[g], gt.x2[g], gt.y2[g]), GT_COLOUR))
+    if case.det_row >= 0:
+        r = case.det_row
+        boxes.append(((dets.x1[r], dets.y1[r], dets.x2[r], dets.y2[r]),
+                      DET_COLOUR))
+    return draw_tile(image, boxes, _caption_lines(case))
+
+
 def _caption_lines(case: GalleryCase) -> List[str]:
     """The caption on three short lines: file; class and type; numbers."""
     parts = case.caption.split(' | ')
@@ -202,7 +211,16 @@ def _caption_lines(case: GalleryCase) -> List[str]:
             ' | '.join(numbers)]
 
 
-def _row_image(tiles: List[np.ndarray]) -> np.ndarray:
+def blank_tile(text: str) -> np.ndarray:
+    """A grey tile with one line (an image that could not be read)."""
+    import cv2
+    tile = np.full((CAPTION_H + TILE_H, 150, 3), 235, dtype=np.uint8)
+    cv2.putText(tile, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.36,
+                (20, 20, 20), 1, cv2.LINE_AA)
+    return tile
+
+
+def row_image(tiles: List[np.ndarray]) -> np.ndarray:
     """Tiles side by side with a white gap."""
     gap = np.full((CAPTION_H + TILE_H, 6, 3), 255, dtype=np.uint8)
     parts = []
@@ -211,7 +229,7 @@ def _row_image(tiles: List[np.ndarray]) -> np.ndarray:
     return np.hstack(parts[:-1])
 
 
-def _read_image(path: str) -> Optional[np.ndarray]:
+def read_image(path: str) -> Optional[np.ndarray]:
     import mmcv
     try:
         image = mmcv.imread(path)  # BGR, as OpenCV draws
@@ -251,21 +269,16 @@ def write_gallery(gt: BoxTable, dets: Detections, breakdown: ErrorBreakdown,
             for case in drawn:
                 if case.image_row not in images:
                     path = os.path.join(img_dir, gt.file_names[case.image_row])
-                    images[case.image_row] = _read_image(path)
+                    images[case.image_row] = read_image(path)
                     if images[case.image_row] is None:
                         unreadable.append(path)
                 image = images[case.image_row]
                 if image is None:
-                    tile = np.full((CAPTION_H + TILE_H, 150, 3), 235,
-                                   dtype=np.uint8)
-                    cv2.putText(tile, 'unreadable image', (3, 12),
-                                cv2.FONT_HERSHEY_SIMPLEX, 0.36, (20, 20, 20),
-                                1, cv2.LINE_AA)
-                    tiles.append(tile)
+                    tiles.append(blank_tile('unreadable image'))
                     continue
                 tiles.append(draw_case(image, case, gt, dets))
             name = gallery_file_name(cls, kind)
-            cv2.imwrite(os.path.join(out_dir, name), _row_image(tiles))
+            cv2.imwrite(os.path.join(out_dir, name), row_image(tiles))
             written.append(os.path.join(out_dir, name))
             total += len(drawn)
             captions = ''.join(f'<li>{html.escape(c.caption)}</li>'
