@@ -35,7 +35,8 @@ from mmext.evaluation.threshold_sweep import (default_thresholds, images_lost,
 from mmext.data import describe_skipped
 from mmext.evaluation.coco_match import resolve_backend
 from mmext.utils import MMExtError, run_cli
-from mmext.utils.cli import fraction, iou_threshold, output_dir, positive_float
+from mmext.utils.cli import (fraction, iou_threshold, nonnegative_int,
+                             output_dir, positive_float)
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -50,6 +51,12 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--compare', type=fraction, nargs=2,
                         metavar=('LOW', 'HIGH'),
                         help='list images detected at LOW but lost at HIGH')
+    parser.add_argument('--gallery', type=nonnegative_int, default=0,
+                        metavar='K', help='draw the K first images lost '
+                        'between the --compare thresholds into '
+                        'OUT_DIR/lost_images.png')
+    parser.add_argument('--img-dir', help="folder of the GT's images for "
+                        "--gallery (default: the config's val images)")
     parser.add_argument('--out-dir', type=output_dir, help='folder for CSV, JSON and plots')
     parser.add_argument('--no-plots', action='store_true')
     add_backend_arg(parser)
@@ -90,7 +97,7 @@ def _print_report(result, lost, args, skipped) -> None:
                 'file_name', 'class', 'best_score', 'box_w', 'box_h',
                 'box_area_pct', 'ratio_h_over_w'
             ], ['image', 'class', 'best score', 'box w', 'box h', 'area %',
-                'w/h']))
+                'h/w']))
 
 
 def _write_outputs(result, lost, out_dir: str, plots: bool,
@@ -125,14 +132,27 @@ def main(argv: Optional[List[str]] = None) -> int:
                          '0.50:0.05:0.95 only')
     result = sweep_thresholds(gt, dets, _grid(args), iou_thr=args.iou_thr,
                               backend=args.backend)
-    lost = images_lost(result, gt, *args.compare) if args.compare else []
+    lost = (images_lost(result, gt, *args.compare, dets=dets)
+            if args.compare else [])
     skipped = dets.skip_counts()
     for line in describe_skipped(gt.skipped, 'ground-truth records'):
         print(line)
     _print_report(result, lost, args, skipped)
+    if args.gallery and not (args.out_dir and args.compare):
+        raise MMExtError('--gallery draws the images lost between the two '
+                         '--compare thresholds: it needs --compare and --out-dir')
     if args.out_dir:
         _write_outputs(result, lost, args.out_dir, not args.no_plots, skipped,
                        gt.skip_counts())
+    if args.gallery and lost:
+        from mmext.evaluation.ground_truth import gt_image_dir
+        from mmext.viz.error_gallery import write_lost_images
+        img_dir = gt_image_dir(gt, args.img_dir, args.config, args.data_root)
+        out = write_lost_images(lost[:args.gallery], img_dir, os.path.join(
+            args.out_dir, 'lost_images.png'), *sorted(args.compare))
+        print(f'drawn: {out["path"]} ({out["cases"]} images'
+              + (f', {len(out["unreadable"])} unreadable' if out['unreadable']
+                 else '') + ')')
     return 0
 
 

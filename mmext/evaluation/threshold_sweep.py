@@ -220,7 +220,7 @@ def sweep_thresholds(gt: BoxTable,
 
 
 def images_lost(result: SweepResult, gt: BoxTable, low: float,
-                high: float) -> List[dict]:
+                high: float, dets: Optional[Detections] = None) -> List[dict]:
     """Images with a correct detection at ``low`` but none at ``high``.
 
     Args:
@@ -234,8 +234,10 @@ def images_lost(result: SweepResult, gt: BoxTable, low: float,
         ``image_id``, ``file_name``, ``best_score`` (its best correct
         detection, in [low, high)), ``class`` of that detection, and the
         matched GT box's ``box_w``/``box_h`` (pixels), ``box_area_pct``
-        (percent of the image) and ``ratio_h_over_w`` (h/w, the anchor ratio
-        of mmdet and tools/anchor_fit.py).
+        (percent of the image), ``ratio_h_over_w`` (h/w, the anchor ratio
+        of mmdet and tools/anchor_fit.py), and ``gt_box`` / ``det_box``
+        (xyxy pixels, for drawing; ``det_box`` only with ``dets``, the
+        detections of the sweep).
     """
     if low > high:
         low, high = high, low
@@ -258,7 +260,12 @@ def images_lost(result: SweepResult, gt: BoxTable, low: float,
                  best_score=score, **{'class': gt.class_names[gt.label[g]]},
                  box_w=w, box_h=h,
                  box_area_pct=100.0 * w * h / (gt.widths[n] * gt.heights[n]),
-                 ratio_h_over_w=h / w))
+                 ratio_h_over_w=h / w,
+                 gt_box=[float(gt.x1[g]), float(gt.y1[g]), float(gt.x2[g]),
+                         float(gt.y2[g])],
+                 **({} if dets is None else dict(det_box=[
+                     float(getattr(dets, k)[m.det_id[j] - 1])
+                     for k in ('x1', 'y1', 'x2', 'y2')]))))
     return sorted(out, key=lambda r: -r['best_score'])
 
 

@@ -313,5 +313,42 @@ def _page(sections: List[str], k: int) -> str:
             '</body></html>')
 
 
+def write_lost_images(lost: List[dict], img_dir: str, path: str,
+                      low: float, high: float) -> dict:
+    """The images lost between two score thresholds, drawn in one row.
+
+    ``threshold_sweep --compare LOW HIGH``'s table as a picture: per image
+    its best correct detection (red, scored in ``[low, high)``) and the GT
+    box it found (green).
+
+    Args:
+        lost: Rows of :func:`~mmext.evaluation.threshold_sweep.images_lost`
+            (with ``det_box``).
+        img_dir: Folder of their ``file_name``; ``path``: the PNG.
+        low, high: The two thresholds (for the caption).
+
+    Returns:
+        ``{'path', 'cases', 'unreadable': [files]}``.
+    """
+    import cv2
+    tiles, unreadable = [], []
+    for row in lost:
+        image = read_image(os.path.join(img_dir, row['file_name']))
+        if image is None:
+            unreadable.append(os.path.join(img_dir, row['file_name']))
+            tiles.append(blank_tile('unreadable image'))
+            continue
+        tiles.append(draw_tile(image, [(row['gt_box'], GT_COLOUR),
+                                       (row['det_box'], DET_COLOUR)], [
+            os.path.basename(row['file_name']),
+            f'{row["class"]} | lost at {high:g} (kept at {low:g})',
+            f'score {row["best_score"]:.2f} | {row["box_w"]:.0f}x'
+            f'{row["box_h"]:.0f} px']))
+    if tiles:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        cv2.imwrite(path, row_image(tiles))
+    return dict(path=path, cases=len(lost), unreadable=unreadable)
+
+
 __all__ = ['GALLERY_KINDS', 'GalleryCase', 'gallery_cases', 'draw_case',
-           'write_gallery', 'gallery_file_name']
+           'write_gallery', 'gallery_file_name', 'write_lost_images']

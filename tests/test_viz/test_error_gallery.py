@@ -198,3 +198,33 @@ def test_confusion_rows_are_the_classification_counts(tmp_path):
     assert np.trace(matrix) == 0 and matrix.sum() > 0
     # the swapped boxes of the case: rust taken for chip and back
     assert matrix[0, 1] > 0 and matrix[1, 0] > 0
+
+
+def test_lost_images_are_drawn_with_their_boxes(tmp_path):
+    """threshold_sweep --compare --gallery: each lost image's best correct
+    detection is a detection of the file, scored between the thresholds,
+    and the picture is written."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..',
+                                    'test_tools'))
+    from test_fuzz_inputs import run_tool
+
+    from mmext.evaluation.threshold_sweep import images_lost, sweep_thresholds
+    gt, dets, _ = _case(tmp_path)
+    result = sweep_thresholds(gt, dets)
+    lost = images_lost(result, gt, 0.3, 0.7, dets=dets)
+    assert lost
+    boxes = np.stack([dets.x1, dets.y1, dets.x2, dets.y2], 1)
+    for row in lost:
+        hit = np.flatnonzero((np.abs(boxes - row['det_box']) < 1e-9).all(1))
+        assert len(hit) and 0.3 <= dets.score[hit[0]] < 0.7
+    code, out, err = run_tool('threshold_sweep', [
+        str(tmp_path / 'res.json'), '--gt', str(tmp_path / 'gt.json'),
+        '--compare', '0.3', '0.7', '--gallery', '4', '--img-dir',
+        str(tmp_path / 'img'), '--out-dir', str(tmp_path / 'sweep')])
+    assert code == 0, err
+    assert (tmp_path / 'sweep' / 'lost_images.png').stat().st_size > 1000
+    code, _, err = run_tool('threshold_sweep', [
+        str(tmp_path / 'res.json'), '--gt', str(tmp_path / 'gt.json'),
+        '--gallery', '4'])
+    assert code == 2 and '--compare' in err
