@@ -35,7 +35,8 @@ from mmext.evaluation.threshold_sweep import (default_thresholds, images_lost,
 from mmext.data import describe_skipped
 from mmext.evaluation.coco_match import resolve_backend
 from mmext.utils import MMExtError, run_cli
-from mmext.utils.cli import (fraction, iou_threshold, nonnegative_int,
+from mmext.utils.cli import (fraction, iou_threshold, nonnegative_float,
+                             nonnegative_int,
                              output_dir, positive_float)
 
 
@@ -51,6 +52,10 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument('--compare', type=fraction, nargs=2,
                         metavar=('LOW', 'HIGH'),
                         help='list images detected at LOW but lost at HIGH')
+    parser.add_argument('--by-size', type=nonnegative_float, nargs='*',
+                        metavar='EDGE', help='also AP, AP50 and recall per '
+                        'class by box size: sqrt(area) edges in pixels (none '
+                        "given: COCO's 0 32 96; the last range is open)")
     parser.add_argument('--gallery', type=nonnegative_int, default=0,
                         metavar='K', help='draw the K first images lost '
                         'between the --compare thresholds into '
@@ -124,6 +129,22 @@ def _write_outputs(result, lost, out_dir: str, plots: bool,
           + (', pr_curves.png, f1_vs_threshold.png' if plots else ''))
 
 
+def _print_by_size(gt, dets, args) -> None:
+    from mmext.evaluation.ap_by_size import COCO_SIZE_EDGES, ap_by_size
+    edges = list(args.by_size) or list(COCO_SIZE_EDGES[:-1])
+    try:
+        rows = ap_by_size(gt, dets, edges + [1e5])
+    except ValueError as exc:
+        raise MMExtError(f'--by-size: {exc}') from None
+    print('\nBy box size (sqrt of the area; COCOeval, GT and unmatched '
+          'detections outside a range ignored):')
+    print(format_table(rows, ['class', 'size', 'num_gt', 'ap', 'ap50',
+                              'recall50'],
+                       ['class', 'size', 'GT', 'AP', 'AP50', 'recall@0.5']))
+    if args.out_dir:
+        write_csv(rows, os.path.join(args.out_dir, 'ap_by_size.csv'))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     gt, dets = load_gt_and_detections(**prediction_inputs(args))
@@ -138,6 +159,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for line in describe_skipped(gt.skipped, 'ground-truth records'):
         print(line)
     _print_report(result, lost, args, skipped)
+    if args.by_size is not None:
+        _print_by_size(gt, dets, args)
     if args.gallery and not (args.out_dir and args.compare):
         raise MMExtError('--gallery draws the images lost between the two '
                          '--compare thresholds: it needs --compare and --out-dir')

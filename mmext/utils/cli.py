@@ -151,6 +151,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _number(float, text, 'a finite number >= 0')
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number >= 0')
+    return value
+
+
 def finite_float(text: str) -> float:
     """argparse type: a finite number (NaN and inf refused)."""
     return _number(float, text, 'a finite number')
