@@ -1,4 +1,10 @@
-"""One row of a check report: pass / warn / fail with counts and examples."""
+"""One row of a check report: pass / warn / fail with counts and examples.
+
+The result type of every check in :mod:`mmext.checks` (config, dataset,
+pipeline, homography, prediction checks), on one severity scale,
+:data:`STATUSES`; ``check_config``'s findings are one-item results
+(:class:`~mmext.checks.config_check.ConfigFinding`).
+"""
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Sequence
 

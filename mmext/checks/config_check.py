@@ -28,7 +28,7 @@ unusual enough to be a typo. The checks:
   ``score_thr`` above the pseudo thresholds (they have no effect).
 """
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -37,6 +37,7 @@ from mmengine.config import Config
 
 from mmext import losses  # noqa: F401  registers the mmext losses looked up below
 from mmext.anchors.anchor_spec import anchor_generator_errors
+from mmext.checks.check_result import CheckResult
 from mmext.utils.config import (detector_cfg, iter_leaf_datasets, load_config,
                             metainfo_classes)
 
@@ -52,24 +53,55 @@ PER_CLASS_KEYS = ('alpha', 'gamma', 'class_weight')
 SEVERITIES = ('error', 'warning')
 
 
-@dataclass
-class ConfigFinding:
-    """One problem found in a config.
+#: check_config's words for the two statuses of the one scale it uses
+#: (:data:`mmext.checks.check_result.STATUSES`); its output keeps them.
+SEVERITY_OF_STATUS = {'fail': 'error', 'warn': 'warning'}
+STATUS_OF_SEVERITY = {v: k for k, v in SEVERITY_OF_STATUS.items()}
+
+
+class ConfigFinding(CheckResult):
+    """One problem found in a config: a :class:`CheckResult` of one item
+    (status ``'fail'`` for an error, ``'warn'`` for a warning), so that the
+    config, dataset, pipeline and prediction checks share one result type
+    and one severity scale.
 
     Args:
         severity: 'error' (trains or scores the wrong thing) or 'warning'.
-        check: Check name, e.g. 'loss-activation'.
-        key: Dotted config key the finding is about.
-        message: One line: what is wrong and what it does.
+        check: Check name, e.g. 'loss-activation' (the result's ``name``).
+        key: Dotted config key the finding is about (its ``scope``).
+        message: One line: what is wrong and what it does (its ``detail``).
     """
-    severity: str
-    check: str
-    key: str
-    message: str
+
+    def __init__(self, severity: str, check: str, key: str,
+                 message: str) -> None:
+        if severity not in STATUS_OF_SEVERITY:
+            raise ValueError(f'severity must be one of {SEVERITIES}, got '
+                             f'{severity!r}')
+        super().__init__(name=check, scope=key,
+                         status=STATUS_OF_SEVERITY[severity], count=1,
+                         total=1, detail=message)
+
+    @property
+    def severity(self) -> str:
+        """'error' or 'warning' (check_config's words for fail and warn)."""
+        return SEVERITY_OF_STATUS[self.status]
+
+    @property
+    def check(self) -> str:
+        return self.name
+
+    @property
+    def key(self) -> str:
+        return self.scope
+
+    @property
+    def message(self) -> str:
+        return self.detail
 
     def to_dict(self) -> dict:
-        """The finding as a JSON-ready dict."""
-        return asdict(self)
+        """The finding as check_config has always written it."""
+        return dict(severity=self.severity, check=self.check, key=self.key,
+                    message=self.message)
 
 
 @dataclass
@@ -524,4 +556,4 @@ def check_config(config: Union[str, Config]) -> List[ConfigFinding]:
 
 def has_errors(findings: Sequence[ConfigFinding]) -> bool:
     """True when any finding is an error (the CLI then exits with 1)."""
-    return any(f.severity == 'error' for f in findings)
+    return any(f.status == 'fail' for f in findings)

@@ -179,3 +179,25 @@ def test_focal_settings_outside_published_ssod(user_config_file, demo_cfg):
     cfg.model.detector.roi_head.bbox_head.loss_cls = dict(
         type='SoftmaxFocalLoss', gamma=1.5, loss_weight=1.0)
     assert not [f for f in check_config(cfg) if f.check == 'focal-settings']
+
+
+def test_config_findings_are_check_results_on_one_scale():
+    """One result type and one severity scale for every check: a config
+    finding is a one-item CheckResult whose status is fail or warn, and
+    check_config still writes its own words."""
+    from mmext.checks.check_result import (CheckResult, make_check,
+                                           status_counts, worst_status)
+    from mmext.checks.config_check import ConfigFinding
+    error = ConfigFinding('error', 'anchors', 'model.rpn_head', 'ratio 0')
+    warning = ConfigFinding('warning', 'loss-params', 'model.x', 'big')
+    assert isinstance(error, CheckResult) and error.status == 'fail'
+    assert warning.status == 'warn' and (warning.count, warning.total) == (1, 1)
+    assert error.to_dict() == dict(severity='error', check='anchors',
+                                   key='model.rpn_head', message='ratio 0')
+    dataset_row = make_check('image missing', 'val', [], 10)
+    assert worst_status([dataset_row, warning]) == 'warn'
+    assert worst_status([dataset_row, warning, error]) == 'fail'
+    assert status_counts([dataset_row, warning, error]) == dict(
+        **{'pass': 1, 'info': 0, 'warn': 1, 'fail': 1})
+    with pytest.raises(ValueError):
+        ConfigFinding('fatal', 'x', 'y', 'z')
