@@ -246,6 +246,16 @@ def _action_deploy_thresholds(ctx: Context, path: str) -> Tuple[
     if none:
         text += (f'; no threshold for {", ".join(none)}: their best F1 is '
                  'at the lowest score, where every detection is kept')
+    names = ctx.evidence.class_names or list(best)
+    if useful and names:
+        from mmext.evaluation.deploy_thresholds import write_class_thresholds
+        stem = osp.splitext(path)[0]
+        written = write_class_thresholds(useful, names, stem)
+        text += (f'. Table: {written[0]} (also .json): keep a box when its '
+                 'score >= the threshold of its class index '
+                 '(mmext.evaluation.deploy_thresholds.keep_by_class_threshold'
+                 ' on mmdet pred_instances or Ultralytics boxes), with the '
+                 f'model run at score_thr / conf {min(useful.values()):.2f}')
     return None, text
 
 
