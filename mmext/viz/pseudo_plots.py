@@ -45,7 +45,7 @@ def plot_kept_ratio(records: Sequence[dict],
     cols = max(1, min(cols, len(names)))
     rows = max(1, -(-len(names) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.2 * rows),
-                             squeeze=False, sharex=True, sharey=True)
+                             squeeze=False, sharex=True)
     iters = [_nan(r.get('iter')) for r in records]
     for k, name in enumerate(names):
         ax = axes[k // cols][k % cols]
@@ -58,10 +58,9 @@ def plot_kept_ratio(records: Sequence[dict],
         axes[0][0].text(0.5, 0.5, 'no pseudo-label records with classes',
                         ha='center', va='center',
                         transform=axes[0][0].transAxes)
-    axes[0][0].set_ylim(0, 1.05)
     fig.suptitle('kept ratio = pseudo boxes after the stage / raw teacher '
-                 'boxes of the class (dotted: a threshold changed)',
-                 fontsize=10)
+                 'boxes of the class (dotted: a threshold changed; each '
+                 'panel scaled to its class)', fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -77,7 +76,13 @@ def _kept_ratio_panel(ax, records: Sequence[dict], iters: Sequence[float],
         ax.text(0.5, 0.5, 'no raw teacher boxes:\nkept ratio undefined',
                 ha='center', va='center', transform=ax.transAxes,
                 fontsize=9, color='0.4')
+        ax.set_ylim(0, 1.05)
         return
+    # scaled to the class: kept ratios of 0.01-0.05 on a [0, 1] axis read
+    # as flat lines at 0, and they are what changes
+    top = max(float(np.nanmax(v)) for v in series.values()
+              if np.isfinite(v).any())
+    ax.set_ylim(0, min(1.05, max(0.02, 1.15 * top)))
     changes, previous = set(), None
     for k, (stage, values) in enumerate(series.items()):
         history = threshold_history(records, stage, name)
